@@ -1,0 +1,441 @@
+"""Recurrent models of the study, as ensembles of independent members.
+
+Every model here holds ``E`` independent members (``E = 1`` for a single model) whose
+parameters are stacked along a leading dimension, so that many seeds or grid points train
+together in one process with batched matrix products. Member ``e`` is initialised from its
+own seed, so it equals a single model built with that seed.
+
+Kinds (``ModelSpec.kind``):
+
+- ``rnn``   vanilla RNN       h <- tanh(W h + U x + b)
+- ``gru``   GRU (Cho et al.)  z, r gates; h <- (1-z) h + z tanh(W (r*h) + U x + b)
+- ``mgru``  minimal GRU       h <- (1-z) h + z tanh(W h + U x + b)
+- ``node``  neural ODE        tau dh/dt = -h + F(h, x)
+- ``gnode`` gated neural ODE  tau dh/dt = z * (-h + F(h, x)),  z = sigmoid(W_z h + U_z x + b_z)
+
+F, the flow field, is an MLP of depth L and width M: ``act(W1 h + U1 x + b1)``, L-1 hidden
+layers ``act(W h + b)`` of width M, then a linear layer back to N. ``depth = 0`` is the
+single-layer flow ``F = act(W h + U x + b)`` (N units; with tanh and alpha = 1 a gnODE is then
+exactly an mGRU). Shapes: inputs ``x`` (E, B, T, I) or (B, T, I) shared by all members;
+states (E, B, T, N); outputs (E, B, T, O). One time bin of width ``dt`` per input sample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+MODEL_KINDS = ("rnn", "gru", "mgru", "node", "gnode")
+CONTINUOUS_KINDS = ("node", "gnode")
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "linear": lambda v: v}
+INITS = ("xavier", "critical")
+SOLVERS = ("native", "euler", "rk4", "dopri5")  # native: our Euler scan; others: torchdiffeq
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture and integration settings shared by all members of an ensemble.
+
+    ``tau`` and ``dt`` are in the task's time units (seconds of the flip-flop's [0, 1] trial);
+    ``alpha = dt / (substeps * tau)`` is the Euler factor of one sub-step.
+    """
+
+    kind: str
+    n_input: int
+    n_hidden: int
+    n_output: int
+    depth: int = 1
+    width: int = 100
+    activation: str = "relu"
+    tau: float = 0.01
+    dt: float = 0.01
+    substeps: int = 1
+    solver: str = "native"
+    adjoint: bool = False
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    learn_h0: bool = False
+    init: str = "xavier"
+
+    def __post_init__(self):
+        _check_choice("kind", self.kind, MODEL_KINDS)
+        _check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        _check_choice("init", self.init, INITS)
+        _check_choice("solver", self.solver, SOLVERS)
+        if self.kind not in CONTINUOUS_KINDS and self.solver != "native":
+            raise ValueError(f"solver={self.solver!r} needs a continuous model (node, gnode), got kind={self.kind!r}")
+        for key in ("n_hidden", "n_output", "substeps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.n_input < 0 or self.depth < 0 or (self.depth >= 1 and self.width < 1):
+            raise ValueError("n_input and depth must be >= 0 and width >= 1 when depth >= 1")
+        if self.tau <= 0 or self.dt <= 0:
+            raise ValueError("tau and dt must be > 0")
+
+    @property
+    def alpha(self) -> float:
+        return self.dt / (self.substeps * self.tau)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_choice(key: str, value, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is not one of {list(allowed)}")
+
+
+def _param_shapes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
+    """Per-member (fan_in, fan_out) of every weight; biases are named b_*, weights W_*/U_*."""
+    n, i, m, o = spec.n_hidden, spec.n_input, spec.width, spec.n_output
+    shapes: dict[str, tuple[int, int]] = {}
+    if spec.kind in ("rnn", "mgru"):
+        shapes |= {"W": (n, n), "U": (i, n), "b": (1, n)}
+    if spec.kind == "mgru":
+        shapes |= {"W_z": (n, n), "U_z": (i, n), "b_z": (1, n)}
+    if spec.kind == "gru":
+        for g in ("z", "r", "h"):
+            shapes |= {f"W_{g}": (n, n), f"U_{g}": (i, n), f"b_{g}": (1, n)}
+    if spec.kind in CONTINUOUS_KINDS:
+        first = n if spec.depth == 0 else m
+        shapes |= {"W_1": (n, first), "U_1": (i, first), "b_1": (1, first)}
+        for k in range(2, spec.depth + 1):
+            shapes |= {f"W_{k}": (m, m), f"b_{k}": (1, m)}
+        if spec.depth >= 1:
+            shapes |= {"W_out": (m, n), "b_out": (1, n)}
+    if spec.kind == "gnode":
+        shapes |= {"W_z": (n, n), "U_z": (i, n), "b_z": (1, n)}
+    shapes |= {"W_o": (n, o), "b_o": (1, o)}
+    return shapes
+
+
+def _input_names(spec: ModelSpec) -> list[str]:
+    """Names of the input weights, in the order their projections are fused."""
+    return [k for k in _param_shapes(spec) if k.startswith("U")]
+
+
+class RecurrentEnsemble(nn.Module):
+    """``E`` independent recurrent models of one architecture.
+
+    Args:
+        spec: the architecture.
+        seeds: one integer per member; member e is initialised from ``seeds[e]``.
+        device, dtype: where the parameters live (drawn on the CPU first, so that a seed gives
+            the same initial weights on every device).
+    """
+
+    def __init__(self, spec: ModelSpec, seeds: Sequence[int], *, device=None, dtype=torch.float32):
+        super().__init__()
+        self.spec = spec
+        self.seeds = [int(s) for s in seeds]
+        if not self.seeds:
+            raise ValueError("an ensemble needs at least one member seed")
+        shapes = _param_shapes(spec)
+        members = [_init_member(spec, shapes, s) for s in self.seeds]
+        for name in shapes:
+            stacked = torch.stack([mem[name] for mem in members]).to(device=device, dtype=dtype)
+            self.register_parameter(name, nn.Parameter(stacked))
+        if spec.learn_h0:
+            self.h0 = nn.Parameter(torch.zeros(len(self.seeds), 1, spec.n_hidden, device=device, dtype=dtype))
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_members(self) -> int:
+        return len(self.seeds)
+
+    def member_parameter_count(self) -> int:
+        """Trainable parameters of one member."""
+        return sum(p[0].numel() for p in self.parameters())
+
+    def initial_state(self, batch: int) -> Tensor:
+        """(E, B, N): the learned initial state, or zeros."""
+        if self.spec.learn_h0:
+            return self.h0.expand(-1, batch, -1)
+        ref = self.W_o
+        return torch.zeros(self.n_members, batch, self.spec.n_hidden, device=ref.device, dtype=ref.dtype)
+
+    def _expand_input(self, x: Tensor) -> Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(0).expand(self.n_members, -1, -1, -1)
+        if x.dim() != 4 or x.shape[0] != self.n_members or x.shape[-1] != self.spec.n_input:
+            raise ValueError(
+                f"input must be (E={self.n_members}, B, T, I={self.spec.n_input}) or (B, T, I), got {tuple(x.shape)}"
+            )
+        return x
+
+    def project_inputs(self, x: Tensor) -> dict[str, Tensor]:
+        """All input projections ``x U + b`` for every bin at once: name -> (E, B, T, out).
+
+        Hoisting them out of the time loop turns T small matmuls into one large one.
+        """
+        e, b, t, _ = x.shape
+        names = _input_names(self.spec)
+        sizes = [getattr(self, n).shape[-1] for n in names]
+        bias = torch.cat([getattr(self, "b" + n[1:]) for n in names], dim=-1)  # (E, 1, sum)
+        if self.spec.n_input == 0:
+            proj = bias.unsqueeze(2).expand(e, b, t, -1)
+        else:
+            u = torch.cat([getattr(self, n) for n in names], dim=-1)  # (E, I, sum)
+            proj = torch.baddbmm(bias, x.reshape(e, b * t, -1), u).reshape(e, b, t, -1)
+        return dict(zip(names, proj.split(sizes, dim=-1)))
+
+    # ----------------------------------------------------------- dynamics
+    def flow(self, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
+        """F(h, x) of a continuous model: (E, B, N) -> (E, B, N); ``xp`` holds U x + b per layer."""
+        act = ACTIVATIONS[self.spec.activation]
+        a = act(torch.baddbmm(xp["U_1"], h, self.W_1))
+        for k in range(2, self.spec.depth + 1):
+            a = act(torch.baddbmm(getattr(self, f"b_{k}"), a, getattr(self, f"W_{k}")))
+        if self.spec.depth >= 1:
+            a = torch.baddbmm(self.b_out, a, self.W_out)
+        return a
+
+    def gate(self, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
+        """z of gnODE / mGRU: (E, B, N) in (0, 1)."""
+        return torch.sigmoid(torch.baddbmm(xp["U_z"], h, self.W_z))
+
+    def vector_field(self, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
+        """dh/dt of a continuous model (per unit time): (E, B, N)."""
+        if self.spec.kind not in CONTINUOUS_KINDS:
+            raise ValueError(f"{self.spec.kind} is a discrete-time model and has no vector field")
+        d = (self.flow(h, xp) - h) / self.spec.tau
+        return self.gate(h, xp) * d if self.spec.kind == "gnode" else d
+
+    def discrete_step(self, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
+        """One update of a discrete-time model (rnn, gru, mgru): (E, B, N) -> (E, B, N)."""
+        kind = self.spec.kind
+        if kind == "rnn":
+            return torch.tanh(torch.baddbmm(xp["U"], h, self.W))
+        if kind == "mgru":
+            z = self.gate(h, xp)
+            return torch.lerp(h, torch.tanh(torch.baddbmm(xp["U"], h, self.W)), z)
+        if kind == "gru":
+            z = torch.sigmoid(torch.baddbmm(xp["U_z"], h, self.W_z))
+            r = torch.sigmoid(torch.baddbmm(xp["U_r"], h, self.W_r))
+            cand = torch.tanh(torch.baddbmm(xp["U_h"], r * h, self.W_h))
+            return torch.lerp(h, cand, z)
+        raise ValueError(f"{kind} is a continuous model: use vector_field")
+
+    def euler_step(self, h: Tensor, xp: dict[str, Tensor], alpha) -> Tensor:
+        """One Euler sub-step of a continuous model; ``alpha`` = step / tau, float or (E|1, B, 1)."""
+        f = self.flow(h, xp)
+        if self.spec.kind == "gnode":
+            return h + (alpha * self.gate(h, xp)) * (f - h)
+        return h + alpha * (f - h)
+
+    # ------------------------------------------------------------ forward
+    def forward(self, x: Tensor, h0: Tensor | None = None, dt: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Run all members over the input's time bins.
+
+        Args:
+            x: (E, B, T, I) or (B, T, I); held constant within each bin. For an autonomous
+                model (``n_input = 0``) pass ``x`` of shape (B, T, 0).
+            h0: (E, B, N) initial state; default the learned one or zeros.
+            dt: optional (B, T) or (E, B, T) bin widths in time units (irregular sampling);
+                default ``spec.dt`` for every bin. Discrete-time models ignore it.
+
+        Returns:
+            y: (E, B, T, O) readout after each bin; h: (E, B, T, N) states after each bin.
+        """
+        x = self._expand_input(x)
+        e, b, t, _ = x.shape
+        h = self.initial_state(b) if h0 is None else h0
+        if self.spec.kind in CONTINUOUS_KINDS and self.spec.solver != "native":
+            states = self._integrate_torchdiffeq(x, h, dt)
+        else:
+            states = self._scan(x, h, dt)
+        y = torch.baddbmm(self.b_o, states.reshape(e, b * t, -1), self.W_o).reshape(e, b, t, -1)
+        return y, states
+
+    def _bin_scale(self, dt: Tensor | None, t_index: int):
+        """Bin width of bin ``t_index`` relative to spec.dt: 1.0 or (E|1, B, 1)."""
+        if dt is None:
+            return 1.0
+        d = dt[..., t_index] if dt.dim() == 3 else dt[:, t_index].unsqueeze(0)
+        return (d / self.spec.dt).unsqueeze(-1)
+
+    def _scan(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
+        xp_all = self.project_inputs(x)
+        continuous = self.spec.kind in CONTINUOUS_KINDS
+        states = []
+        for k in range(x.shape[2]):
+            xp = {n: p[:, :, k] for n, p in xp_all.items()}
+            if continuous:
+                alpha = self.spec.alpha * self._bin_scale(dt, k)
+                for _ in range(self.spec.substeps):
+                    h = self.euler_step(h, xp, alpha)
+            else:
+                h = self.discrete_step(h, xp)
+            states.append(h)
+        return torch.stack(states, dim=2)
+
+    def _integrate_torchdiffeq(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
+        """Bin by bin with torchdiffeq, in the bin's normalised time s in [0, 1].
+
+        Rescaling time per bin makes the input exactly constant over each call and lets every
+        sample have its own bin width (irregular sampling) under any solver.
+        """
+        import torchdiffeq
+
+        spec = self.spec
+        odeint = torchdiffeq.odeint_adjoint if spec.adjoint else torchdiffeq.odeint
+        kwargs: dict = {"method": spec.solver, "rtol": spec.rtol, "atol": spec.atol}
+        if spec.solver in ("euler", "rk4"):
+            kwargs["options"] = {"step_size": 1.0 / spec.substeps}
+        if spec.adjoint:
+            kwargs["adjoint_params"] = tuple(self.parameters())
+        s = torch.tensor([0.0, 1.0], device=h.device, dtype=h.dtype)
+        states = []
+        for k in range(x.shape[2]):
+            field = _BinField(self, x[:, :, k], spec.dt * self._bin_scale(dt, k))
+            h = odeint(field, h, s, **kwargs)[-1]
+            states.append(h)
+        return torch.stack(states, dim=2)
+
+    # --------------------------------------------------------- ensembles
+    def select(self, members: Sequence[int]) -> "RecurrentEnsemble":
+        """A new ensemble holding copies of the given members (in that order)."""
+        idx = torch.as_tensor(list(members), dtype=torch.long)
+        ref = self.W_o
+        out = RecurrentEnsemble(self.spec, [self.seeds[i] for i in idx.tolist()], device=ref.device, dtype=ref.dtype)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                getattr(out, name).copy_(p[idx.to(p.device)])
+        return out
+
+
+class _BinField(nn.Module):
+    """Vector field of one bin in normalised time: dh/ds = width * f(h, x_bin)."""
+
+    def __init__(self, model: RecurrentEnsemble, x_bin: Tensor, width):
+        super().__init__()
+        self.model = model
+        self.x_bin = x_bin.unsqueeze(2)  # (E, B, 1, I)
+        self.width = width
+
+    def forward(self, s: Tensor, h: Tensor) -> Tensor:
+        # projections are recomputed inside the field so that the adjoint sees U and b
+        xp = {n: p[:, :, 0] for n, p in self.model.project_inputs(self.x_bin).items()}
+        return self.width * self.model.vector_field(h, xp)
+
+
+# ---------------------------------------------------------------- initialisation
+def _init_member(spec: ModelSpec, shapes: dict[str, tuple[int, int]], seed: int) -> dict[str, Tensor]:
+    """Parameters of one member, drawn on the CPU in float64 from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    params: dict[str, Tensor] = {}
+    for name, (fan_in, fan_out) in shapes.items():
+        if name.startswith("b"):
+            # released scripts: biases N(0, 1e-3^2)
+            params[name] = 1e-3 * torch.randn(fan_in, fan_out, generator=g, dtype=torch.float64)
+        elif spec.init == "xavier" or name == "W_o":
+            bound = math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
+            params[name] = (2 * torch.rand(fan_in, fan_out, generator=g, dtype=torch.float64) - 1) * bound
+        else:  # critical: N(0, 1/fan_in), rescaled below
+            params[name] = torch.randn(fan_in, fan_out, generator=g, dtype=torch.float64) / math.sqrt(max(fan_in, 1))
+    if spec.init == "critical":
+        critical_rescale(spec, params)
+    return params
+
+
+def recurrent_matrices(spec: ModelSpec) -> list[str]:
+    """The weights along the path h -> F(h): the ones critical initialisation rescales."""
+    if spec.kind in ("rnn", "mgru"):
+        return ["W"]
+    if spec.kind == "gru":
+        return ["W_h"]
+    return ["W_1"] + [f"W_{k}" for k in range(2, spec.depth + 1)] + (["W_out"] if spec.depth >= 1 else [])
+
+
+def flow_jacobian(spec: ModelSpec, params: dict[str, Tensor], h: Tensor) -> Tensor:
+    """Jacobian dF/dh (N, N) of one member's flow F at state ``h`` (N,) with zero input.
+
+    For discrete models F is the candidate state (tanh layer); for the GRU the reset gate is
+    evaluated at ``h``.
+    """
+    act = ACTIVATIONS[spec.activation]
+
+    def flow(v: Tensor) -> Tensor:
+        v = v.unsqueeze(0)
+        if spec.kind in ("rnn", "mgru"):
+            return torch.tanh(v @ params["W"] + params["b"])[0]
+        if spec.kind == "gru":
+            r = torch.sigmoid(v @ params["W_r"] + params["b_r"])
+            return torch.tanh((r * v) @ params["W_h"] + params["b_h"])[0]
+        a = act(v @ params["W_1"] + params["b_1"])
+        for k in range(2, spec.depth + 1):
+            a = act(a @ params[f"W_{k}"] + params[f"b_{k}"])
+        if spec.depth >= 1:
+            a = a @ params["W_out"] + params["b_out"]
+        return a[0]
+
+    return torch.autograd.functional.jacobian(flow, h)
+
+
+def eta_max(spec: ModelSpec, params: dict[str, Tensor], h: Tensor | None = None) -> float:
+    """Largest real part of the eigenvalues of the Jacobian of -h + F(h) at ``h`` (default 0)."""
+    if h is None:
+        h = torch.zeros(spec.n_hidden, dtype=params["W_o"].dtype)
+    jac = flow_jacobian(spec, params, h) - torch.eye(spec.n_hidden, dtype=h.dtype)
+    return torch.linalg.eigvals(jac).real.max().item()
+
+
+def critical_rescale(spec: ModelSpec, params: dict[str, Tensor], *, tol: float = 1e-9, max_iter: int = 100) -> float:
+    """Scale the recurrent weights in place so that eta_max = 0 at h = 0; return the final eta_max.
+
+    Each of the k matrices on the path h -> F is multiplied by (1 / (eta_max + 1))^(1/k), which
+    multiplies the Jacobian of F by 1 / (eta_max + 1) when the activation pattern is unchanged.
+    Biases shift the activation pattern slightly, so the step is repeated until converged.
+    """
+    names = recurrent_matrices(spec)
+    eta = eta_max(spec, params)
+    for _ in range(max_iter):
+        lead = eta + 1.0  # largest real part of the eigenvalues of dF/dh
+        if lead <= 0:
+            raise ValueError(
+                "critical init: the Jacobian of F has no eigenvalue with positive real part; "
+                "try another seed or the xavier init"
+            )
+        if abs(eta) < tol:
+            break
+        c = (1.0 / lead) ** (1.0 / len(names))
+        for n in names:
+            params[n].mul_(c)
+        eta = eta_max(spec, params)
+    return eta
+
+
+def member_params(model: RecurrentEnsemble, member: int) -> dict[str, Tensor]:
+    """Detached copies of one member's parameters: name -> per-member shape."""
+    return {n: p[member].detach().clone() for n, p in model.named_parameters()}
+
+
+# -------------------------------------------------------------------- files
+def save_model(model: RecurrentEnsemble, path, *, extra: dict | None = None) -> None:
+    """Write an ensemble to ``path`` (atomic); ``extra`` holds plain metadata (str/int/float/lists)."""
+    from gnode.io import atomic_path
+
+    blob = {
+        "spec": model.spec.to_dict(),
+        "seeds": model.seeds,
+        "state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def load_model(path, *, device=None, dtype=None) -> tuple[RecurrentEnsemble, dict]:
+    """Read a file of :func:`save_model`; returns (model, extra)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    spec = ModelSpec(**blob["spec"])
+    state = blob["state"]
+    dtype = dtype or state["W_o"].dtype
+    model = RecurrentEnsemble(spec, blob["seeds"], device=device, dtype=dtype)
+    model.load_state_dict(state)
+    return model, blob["extra"]
