@@ -129,16 +129,20 @@ class RecurrentEnsemble(nn.Module):
             the same initial weights on every device).
     """
 
-    def __init__(self, spec: ModelSpec, seeds: Sequence[int], *, device=None, dtype=torch.float32):
+    def __init__(self, spec: ModelSpec, seeds: Sequence[int], *, device=None, dtype=torch.float32, initialise=True):
         super().__init__()
         self.spec = spec
         self.seeds = [int(s) for s in seeds]
         if not self.seeds:
             raise ValueError("an ensemble needs at least one member seed")
         shapes = _param_shapes(spec)
-        members = [_init_member(spec, shapes, s) for s in self.seeds]
-        for name in shapes:
-            stacked = torch.stack([mem[name] for mem in members]).to(device=device, dtype=dtype)
+        if initialise:
+            members = [_init_member(spec, shapes, s) for s in self.seeds]
+        for name, shape in shapes.items():
+            if initialise:
+                stacked = torch.stack([mem[name] for mem in members]).to(device=device, dtype=dtype)
+            else:  # to be filled by load_state_dict or a copy
+                stacked = torch.zeros((len(self.seeds),) + shape, device=device, dtype=dtype)
             self.register_parameter(name, nn.Parameter(stacked))
         if spec.learn_h0:
             self.h0 = nn.Parameter(torch.zeros(len(self.seeds), 1, spec.n_hidden, device=device, dtype=dtype))
@@ -302,7 +306,9 @@ class RecurrentEnsemble(nn.Module):
         """A new ensemble holding copies of the given members (in that order)."""
         idx = torch.as_tensor(list(members), dtype=torch.long)
         ref = self.W_o
-        out = RecurrentEnsemble(self.spec, [self.seeds[i] for i in idx.tolist()], device=ref.device, dtype=ref.dtype)
+        out = RecurrentEnsemble(
+            self.spec, [self.seeds[i] for i in idx.tolist()], device=ref.device, dtype=ref.dtype, initialise=False
+        )
         with torch.no_grad():
             for name, p in self.named_parameters():
                 getattr(out, name).copy_(p[idx.to(p.device)])
@@ -436,6 +442,6 @@ def load_model(path, *, device=None, dtype=None) -> tuple[RecurrentEnsemble, dic
     spec = ModelSpec(**blob["spec"])
     state = blob["state"]
     dtype = dtype or state["W_o"].dtype
-    model = RecurrentEnsemble(spec, blob["seeds"], device=device, dtype=dtype)
+    model = RecurrentEnsemble(spec, blob["seeds"], device=device, dtype=dtype, initialise=False)
     model.load_state_dict(state)
     return model, blob["extra"]

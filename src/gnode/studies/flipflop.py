@@ -1,0 +1,408 @@
+"""The flip-flop study, one function per workflow step: prepare, train, evaluate, summarise.
+
+Tables (all Parquet, schemas below):
+- data: one row per (trial, bin, channel) with input and target, and the split;
+- history: one row per (member, epoch) with train and test loss;
+- evaluation: one row per trained member (grid point and seed) with its best test loss;
+- examples: a test trial's targets and each model's output (best member);
+- summary: one row per (experiment, model, N).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from gnode import io
+from gnode.config import Config, Experiment, FlipFlopData
+from gnode.models import ModelSpec, RecurrentEnsemble, load_model, save_model
+from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
+from gnode.tasks import flipflop
+from gnode.training import FitSettings, evaluate_loss, fit
+
+logger = logging.getLogger(__name__)
+
+DATA_SCHEMA = pa.schema(
+    [
+        ("trial", pa.int32()),
+        ("split", pa.string()),
+        ("bin", pa.int32()),
+        ("t", pa.float32()),
+        ("channel", pa.int8()),
+        ("input", pa.float32()),
+        ("target", pa.float32()),
+    ]
+)
+HISTORY_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("model", pa.string()),
+        ("n", pa.int32()),
+        ("member", pa.int32()),
+        ("epoch", pa.int32()),
+        ("train_loss", pa.float64()),
+        ("test_loss", pa.float64()),
+        ("elapsed_s", pa.float64()),
+    ]
+)
+EVAL_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("task", pa.string()),
+        ("model", pa.string()),
+        ("n", pa.int32()),
+        ("member", pa.int32()),
+        ("seed", pa.int32()),
+        ("lr", pa.float64()),
+        ("weight_decay", pa.float64()),
+        ("batch_size", pa.int32()),
+        ("status", pa.string()),
+        ("diverged_epoch", pa.int32()),
+        ("best_epoch", pa.int32()),
+        ("test_loss", pa.float64()),
+        ("train_loss", pa.float64()),
+        ("n_params", pa.int64()),
+        ("train_time_s", pa.float64()),
+    ]
+)
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("model", pa.string()),
+        ("n", pa.int32()),
+        ("member", pa.int32()),
+        ("trial", pa.int32()),
+        ("bin", pa.int32()),
+        ("t", pa.float32()),
+        ("channel", pa.int8()),
+        ("input", pa.float32()),
+        ("target", pa.float32()),
+        ("output", pa.float32()),
+    ]
+)
+SUMMARY_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("task", pa.string()),
+        ("model", pa.string()),
+        ("n", pa.int32()),
+        ("n_members", pa.int32()),
+        ("n_diverged", pa.int32()),
+        ("best_test_loss", pa.float64()),
+        ("median_test_loss", pa.float64()),
+        ("best_lr", pa.float64()),
+        ("best_weight_decay", pa.float64()),
+        ("best_batch_size", pa.int32()),
+        ("n_params", pa.int64()),
+    ]
+)
+
+
+# ------------------------------------------------------------------------------ data
+def data_settings(cfg: Config, task: str) -> dict:
+    """Everything a task's data depends on (a rule's params: a change re-generates the data)."""
+    return {"task": task, "seed": cfg.seed, **cfg.flipflop.data.model_dump()}
+
+
+def make_data(settings: dict) -> pd.DataFrame:
+    """Generate a task's trials (settings of :func:`data_settings`) as a long table (trial, bin, channel)."""
+    d = FlipFlopData.model_validate({k: v for k, v in settings.items() if k not in ("task", "seed")})
+    task = settings["task"]
+    data = flipflop.generate(
+        task, d.n_trials, seed=derive_seed(settings["seed"], d.seed, stable_id(task)), n_bins=d.n_bins,
+        pulse_width=d.pulse_width,
+    )
+    n, t, c = data.inputs.shape
+    trial, b, ch = np.meshgrid(np.arange(n), np.arange(t), np.arange(c), indexing="ij")
+    return pd.DataFrame(
+        {
+            "trial": trial.ravel(),
+            "split": np.where(trial.ravel() < d.n_train, "train", "test"),
+            "bin": b.ravel(),
+            "t": ((b.ravel() + 1) / t).astype(np.float32),
+            "channel": ch.ravel(),
+            "input": data.inputs.ravel(),
+            "target": data.targets.ravel(),
+        }
+    )
+
+
+def prepare_data(settings: dict, out: str | Path) -> None:
+    """Write the data table of one task."""
+    io.write_table(make_data(settings), out, DATA_SCHEMA, io.provenance(settings))
+
+
+def arrays(df: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets), each (trials, bins, channels) float32, of one split of a data table."""
+    part = df[df["split"] == split].sort_values(["trial", "bin", "channel"])
+    n, t, c = part["trial"].nunique(), part["bin"].nunique(), part["channel"].nunique()
+    return (
+        part["input"].to_numpy(np.float32).reshape(n, t, c),
+        part["target"].to_numpy(np.float32).reshape(n, t, c),
+    )
+
+
+# ------------------------------------------------------------------------- training
+def model_spec(exp: Experiment, model: str, n: int, channels: int) -> ModelSpec:
+    """The architecture of one (model, N) of an experiment."""
+    f, g = exp.flow, exp.integration
+    return ModelSpec(
+        kind=model,
+        n_input=channels,
+        n_hidden=n,
+        n_output=channels,
+        depth=f.depth,
+        width=f.width,
+        activation=f.activation,
+        tau=g.tau,
+        dt=g.dt,
+        substeps=g.substeps,
+        solver=g.solver if model in ("node", "gnode") else "native",
+        adjoint=g.adjoint if model in ("node", "gnode") else False,
+        rtol=g.rtol,
+        atol=g.atol,
+        init=g.init,
+    )
+
+
+def member_grid(exp: Experiment, model: str) -> pd.DataFrame:
+    """The members one job trains: lr x weight decay x batch size x seed, numbered 0.."""
+    rows = [
+        {"lr": lr, "weight_decay": wd, "batch_size": bs, "seed": s}
+        for bs, lr, wd, s in itertools.product(exp.batch_size, exp.lr[model], exp.weight_decay, exp.seeds)
+    ]
+    grid = pd.DataFrame(rows)
+    grid.insert(0, "member", np.arange(len(grid)))
+    return grid
+
+
+def job_settings(cfg: Config, experiment: str, model: str) -> dict:
+    """Everything the training of one (experiment, model) depends on, as plain data.
+
+    It is the training rule's params: Snakemake re-runs exactly the jobs whose settings
+    changed (one model's learning rates, say), not the whole experiment.
+    """
+    exp = cfg.flipflop.experiments[experiment]
+    out = {
+        "seed": cfg.seed,
+        "device": cfg.device,
+        "dtype": cfg.dtype,
+        "experiment": experiment,
+        "task": exp.task,
+        "model": model,
+        "epochs": exp.epochs,
+        "seeds": list(exp.seeds),
+        "lr": list(exp.lr[model]),
+        "weight_decay": list(exp.weight_decay),
+        "batch_size": list(exp.batch_size),
+        "checkpoint_every": exp.checkpoint_every,
+        "integration": exp.integration.model_dump(),
+    }
+    if model in ("node", "gnode"):
+        out["flow"] = exp.flow.model_dump()
+    return out
+
+
+def _experiment(settings: dict) -> Experiment:
+    """An Experiment holding one model, rebuilt from :func:`job_settings`."""
+    keys = ("task", "epochs", "seeds", "weight_decay", "batch_size", "checkpoint_every", "integration")
+    model = settings["model"]
+    return Experiment.model_validate(
+        {k: settings[k] for k in keys}
+        | {"models": [model], "sizes": [1], "lr": {model: settings["lr"]}, "flow": settings.get("flow", {})}
+    )
+
+
+def train_job(
+    settings: dict,
+    n: int,
+    data_path: str | Path,
+    out_model: str | Path,
+    out_history: str | Path,
+    checkpoint_dir: str | Path | None = None,
+) -> None:
+    """Train every member of one (experiment, model, N) and save the best parameters of each.
+
+    ``settings`` come from :func:`job_settings`. Members with the same batch size train
+    together as one ensemble; each group checkpoints to ``checkpoint_dir`` and resumes from
+    there after a kill.
+    """
+    exp = _experiment(settings)
+    experiment, model, base_seed = settings["experiment"], settings["model"], settings["seed"]
+    device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
+    df = io.read_table(data_path)
+    (xtr, ytr), (xte, yte) = arrays(df, "train"), arrays(df, "test")
+    to = lambda a: torch.as_tensor(a, device=device, dtype=dtype)  # noqa: E731
+    train, test = (to(xtr), to(ytr)), (to(xte), to(yte))
+    spec = model_spec(exp, model, n, xtr.shape[-1])
+    grid = member_grid(exp, model)
+    label = f"[{experiment} {model} N={n}] "
+    fingerprint = io.config_hash({"job": settings, "n": n})
+    logger.info("%s%d members on %s (%s), %d epochs", label, len(grid), device, settings["dtype"], exp.epochs)
+
+    states, results, hist_rows = [], {}, []
+    for bs, grp in grid.groupby("batch_size", sort=False):
+        init_seeds = [derive_seed(base_seed, s, stable_id(f"{experiment}/{model}/{n}")) for s in grp["seed"]]
+        ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype)
+        fit_settings = FitSettings(
+            epochs=exp.epochs,
+            batch_size=int(bs),
+            lr=grp["lr"].tolist(),
+            weight_decay=grp["weight_decay"].tolist(),
+            seeds=[derive_seed(base_seed, s, 1) for s in grp["seed"]],
+            checkpoint_every=exp.checkpoint_every,
+        )
+        ckpt = Path(checkpoint_dir) / f"batch{int(bs)}.pt" if checkpoint_dir else None
+        res = fit(ens, train, test, fit_settings, checkpoint=ckpt, fingerprint=fingerprint, label=label)
+        ens.load_state_dict(res.best_state)
+        states.append(ens)
+        members = grp["member"].tolist()
+        for i, m in enumerate(members):
+            results[m] = {
+                "seed_init": init_seeds[i],
+                "status": res.status[i],
+                "diverged_epoch": res.diverged_epoch[i],
+                "best_epoch": res.best_epoch[i],
+                "train_time_s": res.elapsed_s,
+            }
+        for row in res.history:
+            hist_rows.append({**row, "member": members[row["member"]]})
+
+    merged = concat_ensembles(states)
+    order = np.argsort(np.concatenate([g["member"].to_numpy() for _, g in grid.groupby("batch_size", sort=False)]))
+    merged = merged.select(order.tolist())
+    extra = {
+        "experiment": experiment,
+        "task": exp.task,
+        "model": model,
+        "n": n,
+        "grid": grid.to_dict(orient="list"),
+        "results": [results[m] for m in range(len(grid))],
+    }
+    save_model(merged, out_model, extra=extra)
+    hist = pd.DataFrame(hist_rows)
+    hist.insert(0, "experiment", experiment)
+    hist.insert(1, "model", model)
+    hist.insert(2, "n", n)
+    prov = io.provenance(settings, device=device)
+    io.write_table(hist.sort_values(["member", "epoch"]), out_history, HISTORY_SCHEMA, prov)
+
+
+def concat_ensembles(parts: list[RecurrentEnsemble]) -> RecurrentEnsemble:
+    """One ensemble holding the members of several of the same spec, in order."""
+    first = parts[0]
+    seeds = [s for p in parts for s in p.seeds]
+    out = RecurrentEnsemble(first.spec, seeds, device=first.W_o.device, dtype=first.W_o.dtype, initialise=False)
+    with torch.no_grad():
+        for name, p in out.named_parameters():
+            p.copy_(torch.cat([getattr(q, name) for q in parts]))
+    return out
+
+
+# ------------------------------------------------------------------------ evaluation
+def evaluate_job(
+    run: dict, model_path: str | Path, data_path: str | Path, out_eval: str | Path, out_examples: str | Path
+) -> None:
+    """Test loss of every member (best parameters) and one test trial's outputs of the best member.
+
+    ``run`` holds ``device`` and ``dtype``.
+    """
+    device, dtype = resolve_device(run["device"]), DTYPES[run["dtype"]]
+    model, extra = load_model(model_path, device=device, dtype=dtype)
+    df = io.read_table(data_path)
+    (xtr, ytr), (xte, yte) = arrays(df, "train"), arrays(df, "test")
+    to = lambda a: torch.as_tensor(a, device=device, dtype=dtype)  # noqa: E731
+    test_loss = evaluate_loss(model, to(xte), to(yte)).cpu().numpy()
+    train_loss = evaluate_loss(model, to(xtr), to(ytr)).cpu().numpy()
+    grid = pd.DataFrame(extra["grid"])
+    res = pd.DataFrame(extra["results"])
+    ev = pd.DataFrame(
+        {
+            "experiment": extra["experiment"],
+            "task": extra["task"],
+            "model": extra["model"],
+            "n": extra["n"],
+            "member": grid["member"],
+            "seed": grid["seed"],
+            "lr": grid["lr"],
+            "weight_decay": grid["weight_decay"],
+            "batch_size": grid["batch_size"],
+            "status": res["status"],
+            "diverged_epoch": res["diverged_epoch"],
+            "best_epoch": res["best_epoch"],
+            "test_loss": np.where(res["status"] == "ok", test_loss, np.nan),
+            "train_loss": np.where(res["status"] == "ok", train_loss, np.nan),
+            "n_params": model.member_parameter_count(),
+            "train_time_s": res["train_time_s"],
+        }
+    )
+    prov = io.provenance(run | {"model_file": str(model_path)}, device=device)
+    io.write_table(ev, out_eval, EVAL_SCHEMA, prov)
+
+    ok = ev[ev["status"] == "ok"]
+    best = int(ok.loc[ok["test_loss"].idxmin(), "member"]) if len(ok) else 0
+    trial = 0
+    with torch.no_grad():
+        y, _ = model.select([best])(to(xte[trial : trial + 1]))
+    out = y[0, 0].cpu().numpy()
+    t, c = out.shape
+    b, ch = np.meshgrid(np.arange(t), np.arange(c), indexing="ij")
+    ex = pd.DataFrame(
+        {
+            "experiment": extra["experiment"],
+            "model": extra["model"],
+            "n": extra["n"],
+            "member": best,
+            "trial": trial,
+            "bin": b.ravel(),
+            "t": ((b.ravel() + 1) / t).astype(np.float32),
+            "channel": ch.ravel(),
+            "input": xte[trial].ravel(),
+            "target": yte[trial].ravel(),
+            "output": out.ravel(),
+        }
+    )
+    io.write_table(ex, out_examples, EXAMPLE_SCHEMA, prov)
+
+
+def summarise(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """One row per (experiment, model, N): best and median test loss over members, best grid point."""
+    rows = []
+    for (exp, task, model, n), g in evaluations.groupby(["experiment", "task", "model", "n"], sort=True):
+        ok = g[g["status"] == "ok"]
+        best = ok.loc[ok["test_loss"].idxmin()] if len(ok) else None
+        rows.append(
+            {
+                "experiment": exp,
+                "task": task,
+                "model": model,
+                "n": n,
+                "n_members": len(g),
+                "n_diverged": int((g["status"] == "diverged").sum()),
+                "best_test_loss": best["test_loss"] if best is not None else math.nan,
+                "median_test_loss": ok["test_loss"].median() if len(ok) else math.nan,
+                "best_lr": best["lr"] if best is not None else math.nan,
+                "best_weight_decay": best["weight_decay"] if best is not None else math.nan,
+                "best_batch_size": int(best["batch_size"]) if best is not None else -1,
+                "n_params": int(g["n_params"].iloc[0]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summarise_job(eval_paths: list[str], out_summary: str | Path, out_html: str | Path | None = None):
+    """Gather the evaluation tables into the summary table (Parquet, and HTML for reading)."""
+    ev = pd.concat([io.read_table(p) for p in eval_paths], ignore_index=True)
+    summary = summarise(ev)
+    io.write_table(summary, out_summary, SUMMARY_SCHEMA, io.provenance({"inputs": sorted(map(str, eval_paths))}))
+    if out_html:
+        with io.atomic_path(out_html) as tmp:
+            tmp.write_text(summary.to_html(index=False, float_format=lambda v: f"{v:.3g}"))
+    return summary

@@ -1,0 +1,61 @@
+# The only place that reads the configuration: validate it before any job is planned, and
+# derive the job lists and per-rule settings from the typed result.
+import torch
+
+from gnode.config import ConfigError, validate_config
+from gnode.runtime import source_hash
+from gnode.studies import flipflop as ff
+
+
+try:
+    CFG = validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+EXPERIMENTS = CFG.flipflop.experiments
+FIG_FORMATS = list(CFG.figures.formats)
+EXTRA_FORMATS = [f for f in FIG_FORMATS if f != "png"]
+RUN = {"device": CFG.device, "dtype": CFG.dtype}
+# a job asks for the GPU resource only when it will use one, so that CPU runs are not serialised
+USES_GPU = int(CFG.device == "cuda" or (CFG.device == "auto" and torch.cuda.is_available()))
+
+# Snakemake does not see changes inside the imported package: each rule carries the hash of
+# the modules its job runs, so editing them re-runs exactly those jobs.
+CODE = {
+    "data": source_hash("gnode.tasks", "gnode.studies.flipflop", "gnode.io"),
+    "train": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
+    "evaluate": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
+    "plot": source_hash("gnode.plotting"),
+}
+
+
+wildcard_constraints:
+    experiment=r"[A-Za-z0-9][A-Za-z0-9_]*",
+    task=r"[0-9a-z_]+",
+    model=r"rnn|gru|mgru|node|gnode",
+    n=r"\d+",
+
+
+def flipflop_jobs(experiment=None):
+    """(experiment, model, n) of every flip-flop training job."""
+    return [
+        (name, m, n)
+        for name, exp in EXPERIMENTS.items()
+        if experiment in (None, name)
+        for m in exp.models
+        for n in exp.sizes
+    ]
+
+
+def flipflop_files(kind, experiment=None):
+    """Paths of one kind of per-job file (model.pt, evaluation.parquet, ...) of the flip-flop study."""
+    return [f"results/flipflop/{e}/{m}_N{n}/{kind}" for e, m, n in flipflop_jobs(experiment)]
+
+
+def flipflop_figures():
+    names = ["test_loss", "example", "learning_curves"]
+    return [f"results/figures/flipflop/{e}_{name}.png" for e in EXPERIMENTS for name in names]
+
+
+def final_outputs():
+    return ["results/flipflop/summary.parquet", "results/flipflop/summary.html", *flipflop_figures()]
