@@ -77,12 +77,12 @@ def _pulse_values(variant: str, k: int, rng: np.random.Generator) -> tuple[np.nd
 def _onsets(n_bins: int, width: int, rate: float, rng: np.random.Generator) -> np.ndarray:
     """Sorted first bins of non-overlapping pulses; the count is Poisson(rate), capped to fit.
 
-    Choosing k distinct positions among ``n_bins - k*(width-1) - (width-1)`` slots and adding
-    ``i*(width-1)`` to the i-th spreads the pulses uniformly over all non-overlapping layouts
-    that fit entirely in the trial.
+    Choosing k distinct positions among ``n_bins - k*(width-1)`` slots and adding
+    ``i*(width-1)`` to the i-th (in sorted order) spreads the pulses uniformly over all
+    non-overlapping layouts that fit entirely in the trial.
     """
     k = min(int(rng.poisson(rate)), n_bins // width)
-    slots = n_bins - (k + 1) * (width - 1)
+    slots = n_bins - k * (width - 1)
     pos = np.sort(rng.choice(slots, size=k, replace=False))
     return pos + np.arange(k) * (width - 1)
 

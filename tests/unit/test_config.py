@@ -1,0 +1,70 @@
+"""Configuration: the shipped configs validate, errors name the key, the schema file is in sync."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gnode.config import ConfigError, json_schema, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name):
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def _merge(base, over):
+    """Snakemake's --configfile overlay: nested dicts merge, everything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.mark.parametrize("overlay", [None, "config/test/config.yaml", "config/paper.yaml"])
+def test_shipped_configs_validate(overlay):
+    raw = _load("config/config.yaml")
+    if overlay:
+        raw = _merge(raw, _load(overlay))
+    cfg = validate_config(raw)
+    assert cfg.flipflop.experiments
+
+
+def test_the_test_config_overrides_every_default_experiment_at_tiny_scale():
+    base = _load("config/config.yaml")
+    test = _load("config/test/config.yaml")
+    cfg = validate_config(_merge(base, test))
+    assert set(test["flipflop"]["experiments"]) == set(base["flipflop"]["experiments"])
+    for exp in cfg.flipflop.experiments.values():
+        assert exp.epochs <= 3 and max(exp.sizes) <= 8
+    assert cfg.flipflop.data.n_trials <= 50
+
+
+def test_schema_file_is_in_sync_with_the_models():
+    shipped = json.loads((ROOT / "workflow/schemas/config.schema.json").read_text())
+    assert shipped == json.loads(json.dumps(json_schema())), "regenerate: python -m gnode.config --schema"
+
+
+@pytest.mark.parametrize(
+    "path,value,needle",
+    [
+        (("device",), "gpu", "config key 'device': got \"gpu\"; allowed: 'auto', 'cpu', 'cuda' or 'mps'"),
+        (("threads",), 0, "config key 'threads': got 0; Input should be greater than or equal to 1"),
+        (("flipflop", "experiments", "3bit_fixed", "models"), ["lstm"],
+         "config key 'flipflop.experiments.3bit_fixed.models[0]': got \"lstm\"; allowed: 'rnn'"),
+        (("flipflop", "experiments", "3bit_fixed", "flow", "dept"), 2,
+         "config key 'flipflop.experiments.3bit_fixed.flow.dept': unknown key; allowed keys here: activation, depth, width"),
+        (("flipflop", "data", "n_train"), 900, "n_train (900) must be smaller than n_trials (600)"),
+    ],
+)
+def test_errors_name_the_key_the_value_and_what_is_allowed(path, value, needle):
+    raw = _load("config/config.yaml")
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw)
+    assert needle in str(err.value)

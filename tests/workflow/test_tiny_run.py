@@ -1,0 +1,100 @@
+"""A tiny end-to-end run of the real Snakefile: files, schemas, values, figures."""
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from matplotlib import image
+
+from gnode import io
+from gnode.studies import flipflop
+
+from .conftest import snakemake
+
+MODELS = ["rnn", "gru", "mgru", "node", "gnode"]
+
+
+def test_dry_run_lists_the_chain_prepare_train_evaluate_figures(tmp_path):
+    from .conftest import copy_repo
+
+    work = copy_repo(tmp_path)
+    out = snakemake(work, "-n", "--configfile", "config/test/config.yaml").stdout
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["prepare_flipflop_data"] == 1
+    assert counts["train_flipflop"] == counts["evaluate_flipflop"] == 5
+    assert counts["plot_flipflop"] == 1 and counts["summarise_flipflop"] == 1
+
+
+def test_lint_is_clean(tmp_path):
+    from .conftest import copy_repo
+
+    proc = snakemake(copy_repo(tmp_path), "--lint")
+    out = proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in out
+
+
+def test_tables_have_their_schemas_and_sane_values(tiny_run):
+    work, _ = tiny_run
+    res = work / "results" / "flipflop"
+    data = pq.read_table(res / "data" / "3bit_fixed.parquet")
+    assert data.schema.remove_metadata() == flipflop.DATA_SCHEMA
+    df = data.to_pandas()
+    assert len(df) == 24 * 20 * 3 and set(df["split"]) == {"train", "test"}
+    assert (df["split"] == "train").sum() == 16 * 20 * 3
+
+    ev = pd.concat([io.read_table(res / "3bit_fixed" / f"{m}_N4" / "evaluation.parquet") for m in MODELS])
+    assert sorted(ev["model"].unique()) == sorted(MODELS)
+    assert len(ev) == 5 * 2  # two seeds per model
+    ok = ev[ev["status"] == "ok"]
+    assert len(ok) == 10 and np.isfinite(ok["test_loss"]).all() and (ok["test_loss"] > 0).all()
+    # an untrained-scale model cannot be perfect, nor absurdly bad, on +-1 targets
+    assert (ok["test_loss"] < 5).all()
+    assert (ev["n_params"] > 0).all() and ev.groupby("model")["n_params"].nunique().eq(1).all()
+
+    hist = io.read_table(res / "3bit_fixed" / "gnode_N4" / "history.parquet")
+    assert sorted(hist["epoch"].unique()) == [1, 2] and hist["member"].nunique() == 2
+    assert (hist["elapsed_s"] > 0).all()
+
+    summary = io.read_table(res / "summary.parquet")
+    assert pq.read_schema(res / "summary.parquet").remove_metadata() == flipflop.SUMMARY_SCHEMA
+    assert len(summary) == 5
+    assert np.allclose(
+        summary.set_index("model")["best_test_loss"].sort_index(),
+        ok.groupby("model")["test_loss"].min().sort_index(),
+    )
+    assert "<table" in (res / "summary.html").read_text()
+
+    ex = io.read_table(res / "3bit_fixed" / "gnode_N4" / "examples.parquet")
+    assert len(ex) == 20 * 3 and np.isfinite(ex["output"]).all()
+    for path in [res / "summary.parquet", res / "3bit_fixed" / "gnode_N4" / "evaluation.parquet"]:
+        prov = io.read_provenance(path)
+        assert prov["gnode_version"] and prov["torch_version"] and prov["device"].startswith("cpu")
+
+
+def test_figures_are_real_images(tiny_run):
+    work, _ = tiny_run
+    figs = sorted((work / "results" / "figures" / "flipflop").glob("*.png"))
+    assert [f.name for f in figs] == [
+        "3bit_fixed_example.png",
+        "3bit_fixed_learning_curves.png",
+        "3bit_fixed_test_loss.png",
+    ]
+    for f in figs:
+        img = image.imread(f)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+        assert img[..., :3].std() > 0.05, f"{f.name} is blank"
+
+
+def test_logs_show_one_line_per_epoch(tiny_run):
+    work, _ = tiny_run
+    log = (work / "logs" / "train_flipflop" / "3bit_fixed" / "gnode_N4.log").read_text()
+    assert "epoch 1/2" in log and "epoch 2/2" in log and " s" in log
+
+
+def test_a_second_run_has_nothing_to_do(tiny_run):
+    work, _ = tiny_run
+    out = snakemake(work, "-n", "--configfile", "config/test/config.yaml").stdout
+    assert "Nothing to be done" in out
