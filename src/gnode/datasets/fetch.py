@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 # from the official archive. Kept here rather than in the loader modules so that resolving
 # never imports the (heavier) loaders.
 EXPECTED_FILES: dict[str, tuple[str, ...]] = {
-    "walker2d": ("rollout_000.npy", "rollout_*.npy"),
+    "walker2d": ("rollout_000.npy",),  # completeness is checked by the loader's manifest
     "character_trajectories": ("CharacterTrajectories_TRAIN.ts", "CharacterTrajectories_TEST.ts"),
     "speech_commands": ("validation_list.txt", "testing_list.txt", "yes/*.wav"),
 }
@@ -136,13 +136,14 @@ def resolve_dataset(
     found = find_dataset_dir(target / "unpacked", name) if (target / "unpacked").is_dir() else None
     if found is not None:
         return found
+    processor = _processor(url)
     try:
         pooch.retrieve(
             url,
             known_hash=known_hash,
             fname=url.rstrip("/").rsplit("/", 1)[-1],
             path=target,
-            processor=_processor(url),
+            processor=processor,
         )
     except ValueError as err:
         if "hash" in str(err).lower():  # pooch reports a checksum mismatch as ValueError
@@ -200,7 +201,9 @@ def verify_manifest(
             if p.relative_to(d).as_posix() not in manifest:
                 problems.append(f"unexpected file {p} (not in the manifest)")
     if problems:
-        shown = "; ".join(problems[:10]) + (f"; ... {len(problems) - 10} more" if len(problems) > 10 else "")
+        shown = "; ".join(problems[:10]) + (
+            f"; ... {len(problems) - 10} more" if len(problems) > 10 else ""
+        )
         raise ChecksumError(f"{len(problems)} file(s) failed verification in {d}: {shown}")
 
 
@@ -222,4 +225,3 @@ def read_manifest(path: str | Path) -> dict[str, str]:
 def write_manifest(manifest: dict[str, str], path: str | Path) -> None:
     """Write a manifest in ``sha256sum`` format (checkable with ``sha256sum -c``)."""
     Path(path).write_text("".join(f"{h}  {n}\n" for n, h in sorted(manifest.items())))
-

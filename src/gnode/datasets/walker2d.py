@@ -125,8 +125,9 @@ def load_walker2d(
     """
     root = Path(root)
     if verify:
-        verify_manifest(root, packaged_manifest() if manifest is None else manifest,
-                        extra_pattern=PATTERN)
+        verify_manifest(
+            root, packaged_manifest() if manifest is None else manifest, extra_pattern=PATTERN
+        )
     names = [p.name for p in root.glob(PATTERN)]
     if not names:
         raise FileNotFoundError(f"no {PATTERN} in {root}")
