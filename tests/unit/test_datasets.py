@@ -156,10 +156,16 @@ def test_manifest_detects_corruption_truncation_missing_and_extra(rollouts, tmp_
     assert "rollout_001.npy" not in msg
 
 
+def test_packaged_manifest_lists_the_400_rollouts():
+    manifest = packaged_manifest()
+    assert sorted(manifest) == [f"rollout_{i:03d}.npy" for i in range(400)]
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in manifest.values())
+    assert len(set(manifest.values())) == 400
+
+
 @pytest.mark.skipif(not SHARED_WALKER.is_dir(), reason="shared Walker2d copy not present")
 def test_shared_walker_copy_verifies_and_gives_reference_counts():
-    manifest = packaged_manifest()
-    assert len(manifest) == 400 and sorted(manifest)[-1] == "rollout_399.npy"
+    verify_manifest(SHARED_WALKER, packaged_manifest(), extra_pattern="rollout_*.npy")
     data = load_walker2d(SHARED_WALKER)  # verify=True against the packaged manifest
     counts = {s: data[s]["x"].shape[0] for s in ("train", "val", "test")}
     assert counts == {"train": 9684, "val": 1272, "test": 1937}

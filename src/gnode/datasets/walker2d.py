@@ -47,7 +47,13 @@ N_STATE = 17
 
 def packaged_manifest() -> dict[str, str]:
     """SHA-256 of the 400 published rollout files, as shipped with the package."""
-    return parse_manifest(resources.files("gnode.datasets").joinpath("walker2d.sha256").read_text())
+    f = resources.files("gnode.datasets").joinpath("walker2d.sha256")
+    if not f.is_file():  # a wheel built without the package-data entry for *.sha256
+        raise FileNotFoundError(
+            "gnode/datasets/walker2d.sha256 is missing from the installed package: add it as "
+            "package data (pyproject [tool.setuptools.package-data]) or pass verify=False"
+        )
+    return parse_manifest(f.read_text())
 
 
 def split_files(names: list[str]) -> dict[str, list[str]]:
