@@ -98,9 +98,8 @@ def mfcc(audio: np.ndarray) -> np.ndarray:
     (multithreaded BLAS has a large per-call overhead on small matrices).
     """
     spec = power_spectrogram(audio)
-    mel = (
-        spec.reshape(-1, spec.shape[-1]) @ mel_filterbank()
-    )  # 2-D: one BLAS call, not one per clip
+    # flattened to 2-D: one BLAS call for the batch, not one per clip
+    mel = spec.reshape(-1, spec.shape[-1]) @ mel_filterbank()
     out = np.log(mel + LOG_OFFSET) @ dct_matrix()
     return out.reshape(*spec.shape[:-1], N_MFCC).astype(np.float32)
 
@@ -163,8 +162,8 @@ def load_speech_commands(
         out[split] = {"x": x, "y": y, "files": names}
     if len(out["train"]["x"]) == 0:
         raise ValueError(f"no training clips of {WORDS} under {root}")
-    frames = out["train"]["x"].reshape(-1, N_MFCC).astype(np.float64)
-    mean, std = frames.mean(0), frames.std(0) + 1e-5
+    frames = out["train"]["x"].reshape(-1, N_MFCC)
+    mean, std = frames.mean(0, dtype=np.float64), frames.std(0, dtype=np.float64) + 1e-5
     for split in ("train", "val", "test"):
         out[split]["x"] = ((out[split]["x"] - mean) / std).astype(np.float32)
     out.update(classes=list(WORDS), mean=mean.astype(np.float32), std=std.astype(np.float32))
