@@ -91,12 +91,15 @@ say "partition: ${GNODE_SLURM_PARTITION:-<cluster default>}; timeout: ${TIMEOUT_
 
 # ---- run -----------------------------------------------------------------------
 CMD=("$SMK" --profile "$ROOT/profiles/slurm" "$@")
-say "running: timeout -s INT $TIMEOUT_S ${CMD[*]}"
+say "running: timeout --foreground -s INT $TIMEOUT_S ${CMD[*]}"
 t0=$(date +%s)
 set +e
 # `timeout -s INT`: on timeout send SIGINT (SIGTERM does not stop a waiting
-# snakemake), and SIGKILL 60 s later if it is still alive.
-timeout -s INT -k 60 "$TIMEOUT_S" "${CMD[@]}" > >(tee "$LOG") 2>&1 &
+# snakemake), and SIGKILL 60 s later if it is still alive. --foreground: signal
+# snakemake only, once; without it timeout ALSO signals its process group, the
+# second SIGINT interrupts snakemake's own `scancel` of its running jobs.
+# (Jobs left over anyway are cancelled by `slurm_cluster.sh stop`.)
+timeout --foreground -s INT -k 60 "$TIMEOUT_S" "${CMD[@]}" > >(tee "$LOG") 2>&1 &
 SMK_PID=$!
 wait "$SMK_PID"
 rc=$?
