@@ -32,7 +32,7 @@ cd "$ROOT"
 
 # ---- which snakemake / Python ------------------------------------------------
 SMK="${SNAKEMAKE:-$(command -v snakemake || true)}"
-[ -n "$SMK" ] && [ -x "$SMK" ] || die "snakemake not found: activate the project's virtual environment or set SNAKEMAKE=/path/to/snakemake"
+{ [ -n "$SMK" ] && [ -x "$SMK" ]; } || die "snakemake not found: activate the project's virtual environment or set SNAKEMAKE=/path/to/snakemake"
 # The interpreter that runs snakemake (from the console script's shebang).
 PY=$(head -n1 "$SMK" | sed -n 's/^#![[:space:]]*//p' | awk '{print $1}')
 [ -x "$PY" ] || die "cannot find the Python interpreter of $SMK (shebang: $(head -n1 "$SMK"))"
@@ -64,6 +64,7 @@ else
 fi
 
 SMK_PID=""
+# shellcheck disable=SC2317  # cleanup is only called through the trap
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
