@@ -264,11 +264,13 @@ class RecurrentEnsemble(nn.Module):
         return (d / self.spec.dt).unsqueeze(-1)
 
     def _scan(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
-        xp_all = self.project_inputs(x)
+        # unbind, not indexing: the backward of x[:, :, k] allocates and fills a whole
+        # (E, B, T, .) zero tensor per bin (O(T^2) work); unbind's backward is one stack
+        xp_bins = {n: p.unbind(2) for n, p in self.project_inputs(x).items()}
         continuous = self.spec.kind in CONTINUOUS_KINDS
         states = []
         for k in range(x.shape[2]):
-            xp = {n: p[:, :, k] for n, p in xp_all.items()}
+            xp = {n: p[k] for n, p in xp_bins.items()}
             if continuous:
                 alpha = self.spec.alpha * self._bin_scale(dt, k)
                 for _ in range(self.spec.substeps):
