@@ -158,7 +158,8 @@ def format_errors(err: ValidationError) -> str:
     for e in err.errors():
         # pydantic appends the validator name for tagged unions etc.; keep only data keys
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = _loc(loc)
+        is_key = bool(loc) and loc[-1] == "[key]"  # pydantic's marker for a bad dictionary key
+        key = _loc(loc[:-1] if is_key else loc)
         kind = e["type"]
         value = e.get("input")
         if kind == "extra_forbidden":
@@ -171,7 +172,8 @@ def format_errors(err: ValidationError) -> str:
         ctx = e.get("ctx") or {}
         shown = json.dumps(value, default=str) if not isinstance(value, (dict, list)) else type(value).__name__
         detail = f"allowed: {ctx['expected']}" if "expected" in ctx else e["msg"]
-        lines.append(f"config key '{key}': got {shown}; {detail}")
+        what = "not an allowed name here" if is_key else f"got {shown}"
+        lines.append(f"config key '{key}': {what}; {detail}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

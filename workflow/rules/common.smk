@@ -26,7 +26,11 @@ CODE = {
     "train": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
     "evaluate": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
     "plot": source_hash("gnode.plotting"),
+    "claims": source_hash("gnode.claims"),
 }
+
+# claims files of the study parts; each study's rule file appends its own
+CLAIMS_FILES = []
 
 
 wildcard_constraints:
@@ -58,4 +62,10 @@ def flipflop_figures():
 
 
 def final_outputs():
-    return ["results/flipflop/summary.parquet", "results/flipflop/summary.html", *flipflop_figures()]
+    return [
+        "results/flipflop/summary.parquet",
+        "results/flipflop/summary.html",
+        *flipflop_figures(),
+        "results/claims.parquet",
+        "results/claims.html",
+    ]
