@@ -39,18 +39,32 @@ def tiny_run(tmp_path_factory):
     return work, proc
 
 
-def planned_jobs(workdir: Path, *args: str, env: dict | None = None) -> dict[str, list[dict]]:
-    """The jobs a dry run would run: rule -> list of wildcard dicts."""
+def planned_jobs(workdir: Path, *args: str, env: dict | None = None) -> dict[str, list[str]]:
+    """The jobs a dry run would run: rule -> the messages of its jobs (rules print their
+    ``message:``, e.g. "Training gnode (N=4) on ..."); {} when nothing is to be done."""
     out = snakemake(workdir, "-n", *args, env=env).stdout
-    jobs: dict[str, list[dict]] = {}
-    current = None
+    counts: dict[str, int] = {}
+    in_stats = False
     for line in out.splitlines():
-        m = re.match(r"^(?:local)?rule (\w+):", line.strip())
-        if m:
-            current = m.group(1)
-            jobs.setdefault(current, []).append({})
-            continue
-        m = re.match(r"^wildcards: (.*)$", line.strip())
-        if m and current:
-            jobs[current][-1] = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
+        parts = line.split()
+        if line.startswith("job ") and "count" in line:
+            in_stats = True
+        elif in_stats and len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+        elif in_stats and parts and parts[0] == "total":
+            break
+    messages = re.findall(r"^Job \d+: (.*)$", out, flags=re.M)
+    jobs = {rule: [] for rule in counts}
+    for rule in counts:
+        prefix = RULE_MESSAGES.get(rule)
+        jobs[rule] = [m for m in messages if prefix and m.startswith(prefix)]
     return jobs
+
+
+# the first words of each rule's message, to tell its jobs apart in a dry run
+RULE_MESSAGES = {"train_flipflop": "Training ", "evaluate_flipflop": "Evaluating "}
+
+
+def models_of(messages: list[str]) -> list[str]:
+    """The model names in messages like 'Training gnode (N=4) on ...', sorted."""
+    return sorted(m.split()[1] for m in messages)

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from .conftest import ROOT, planned_jobs
+from .conftest import ROOT, models_of, planned_jobs
 
 TEST = ["--configfile", "config/test/config.yaml"]
 
@@ -34,8 +34,8 @@ def test_one_model_setting_reruns_only_the_jobs_it_feeds(finished):
         "flipflop:\n  experiments:\n    3bit_fixed:\n      lr: {gnode: [0.002]}\n"
     )
     jobs = planned_jobs(work, *TEST, "config/lr.yaml", env=env)
-    assert [j["model"] for j in jobs["train_flipflop"]] == ["gnode"]
-    assert [j["model"] for j in jobs["evaluate_flipflop"]] == ["gnode"]
+    assert models_of(jobs["train_flipflop"]) == ["gnode"]
+    assert models_of(jobs["evaluate_flipflop"]) == ["gnode"]
     assert "prepare_flipflop_data" not in jobs
     # only what depends on the gnODE results follows
     assert set(jobs) - {"train_flipflop", "evaluate_flipflop"} <= {
@@ -52,5 +52,5 @@ def test_editing_gnode_source_reruns_the_jobs_whose_code_changed(finished):
     models = work / "src" / "gnode" / "models.py"
     models.write_text(models.read_text() + "\n# an edit\n")
     jobs = planned_jobs(work, *TEST, env=env)
-    assert sorted(j["model"] for j in jobs["train_flipflop"]) == sorted(["rnn", "gru", "mgru", "node", "gnode"])
+    assert models_of(jobs["train_flipflop"]) == sorted(["rnn", "gru", "mgru", "node", "gnode"])
     assert "prepare_flipflop_data" not in jobs
