@@ -65,7 +65,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # dynamics
     "alpha": 0.1,
     "clamp": 1000.0,
-    "linear_init": "rotation",
+    "init": "oscillator",
     # training budget (identical for every class)
     "restarts": 2,
     "steps": 600,
@@ -81,7 +81,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 FIT_COLUMNS = [
     "n", "depth", "width", "activation", "gated", "flow", "k", "target", "target_seed", "freqs",
     "r2", "r2_final", "r2_restart_min", "restart", "restarts", "best_step", "steps", "lr",
-    "lr_schedule", "alpha", "t_steps", "output_dim", "n_params", "seed", "status", "clamp_hits",
+    "lr_schedule", "alpha", "t_steps", "output_dim", "n_params", "init", "seed", "status", "clamp_hits",
     "skipped_steps", "fit_seconds",
 ]  # fmt: skip
 
@@ -438,39 +438,96 @@ def _group_members(
     return pd.DataFrame(rows)
 
 
+def init_kind(n: int, flow: Mapping, init: str = "oscillator") -> str:
+    """How a model of the class is initialised (see :func:`_oscillator_init`).
+
+    'rotation' (linear single-layer F), 'embedded-rotation' (ReLU MLP with width >= 2N, or a
+    linear MLP with width >= N), or 'xavier' (the models' default init: any other flow, or
+    ``init='xavier'``).
+    """
+    if init not in ("oscillator", "xavier"):
+        raise ValueError(f"init must be 'oscillator' or 'xavier', got {init!r}")
+    depth, act, width = int(flow["depth"]), flow["activation"], int(flow.get("width", 0))
+    if init == "xavier":
+        return "xavier"
+    if depth == 0:
+        return "rotation" if act == "linear" else "xavier"
+    if (act == "relu" and width >= 2 * n) or (act == "linear" and width >= n):
+        return "embedded-rotation"
+    return "xavier"
+
+
+@torch.no_grad()
+def _oscillator_init(model: RecurrentEnsemble, e: int, kind: str, rotation: Tensor) -> None:
+    """Make member ``e``'s flow F(h) exactly the linear map ``h @ rotation`` (N x N).
+
+    'rotation': W_1 = rotation (linear single layer). 'embedded-rotation': the first layer
+    copies h (ReLU: the pair relu(h), relu(-h), since relu(h) - relu(-h) = h), hidden layers
+    pass those units through unchanged, and the output layer applies the rotation; the other
+    hidden units keep their random weights but are not read out yet (their output weights
+    start at 0). A gated model's gate starts constant (W_z = 0, z = sigmoid(b_z) ~ 1/2).
+    """
+    spec = model.spec
+    n = rotation.shape[0]
+    rot = rotation.to(model.W_1)
+    if spec.kind == "gnode":
+        model.W_z[e].zero_()
+    if kind == "rotation":
+        model.W_1[e].copy_(rot)
+        model.b_1[e].zero_()
+        return
+    eye = torch.eye(n, dtype=rot.dtype, device=rot.device)
+    lift = [eye, -eye] if spec.activation == "relu" else [eye]
+    width = n * len(lift)
+    model.W_1[e][:, :width] = torch.cat(lift, dim=1)
+    model.b_1[e][:, :width] = 0
+    for k in range(2, spec.depth + 1):
+        w, b = getattr(model, f"W_{k}")[e], getattr(model, f"b_{k}")[e]
+        w[:, :width] = 0
+        w[:width, :width] = torch.eye(width, dtype=rot.dtype, device=rot.device)
+        b[:, :width] = 0
+    model.W_out[e].zero_()
+    model.W_out[e][:width] = torch.cat([rot, -rot][: len(lift)], dim=0)
+    model.b_out[e].zero_()
+
+
 def _build_ensemble(
     members: pd.DataFrame, flow: Mapping, gated: bool, targets: Targets, *, alpha: float, output_dim: int,
-    linear_init: str, device, dtype,
-) -> tuple[RecurrentEnsemble, Tensor | None, dict[int, int]]:
-    """One ensemble for all members, padded to the largest N; each member initialised exactly
-    as an unpadded model of its own N with its own seed (plus the rotation init of a linear F)."""
+    init: str, device, dtype,
+) -> tuple[RecurrentEnsemble, Tensor | None, dict[int, int], dict[int, str]]:
+    """One ensemble for all members, padded to the largest N.
+
+    Each member is first initialised exactly as an unpadded model of its own N with its own
+    seed (Xavier weights, h0 ~ N(0, 1)); with ``init='oscillator'`` its flow is then set to the
+    block rotation of :func:`_rotation_flow` whose frequencies are spread over the band of its
+    target's K (:func:`_oscillator_init`). Returns (model, mask (E, 1, N_max) or None when all
+    members share N, parameter count per N, init kind per N).
+    """
     ns = sorted(members["n"].unique())
     n_max = int(ns[-1])
     big = RecurrentEnsemble(model_spec(n_max, flow, gated, alpha=alpha, output_dim=output_dim),
                             members["seed"].tolist(), device=device, dtype=dtype)  # fmt: skip
-    n_params = {}
-    rotation = flow["activation"] == "linear" and int(flow["depth"]) == 0 and linear_init == "rotation"
-    if linear_init not in ("rotation", "default"):
-        raise ValueError(f"linear_init must be 'rotation' or 'default', got {linear_init!r}")
+    n_params, kinds = {}, {}
+    t_steps = targets.y.shape[1]
+    alpha_eff = alpha * (0.5 if gated else 1.0)  # a gnODE starts with its gate at ~ 1/2
     with torch.no_grad():
         for p in big.parameters():
             p.zero_()
-        t_steps = targets.y.shape[1]
         for n in ns:
             idx = np.flatnonzero(members["n"].to_numpy() == n)
             sub = members.iloc[idx]
             small = RecurrentEnsemble(model_spec(n, flow, gated, alpha=alpha, output_dim=output_dim),
                                       sub["seed"].tolist(), dtype=torch.float64)  # fmt: skip
             n_params[int(n)] = small.member_parameter_count()
+            kinds[int(n)] = kind = init_kind(n, flow, init)
             gens = [torch.Generator().manual_seed(int(s) + 1) for s in sub["seed"]]
             small.h0.copy_(torch.stack([torch.randn(1, n, generator=g, dtype=torch.float64) for g in gens]))
-            if rotation:
-                alpha_eff = alpha * (0.5 if gated else 1.0)  # the gate is ~ sigmoid(0) = 1/2 at init
-                for e, (k, f_lo_hi) in enumerate(zip(sub["k"], sub["row"])):
-                    lo, hi = targets.meta.iloc[f_lo_hi][["f_lo", "f_hi"]]
+            if kind != "xavier":
+                for e, row in enumerate(sub["row"]):
+                    lo, hi = targets.meta.iloc[row][["f_lo", "f_hi"]]
                     pairs = n // 2
                     freqs = lo + (hi - lo) * (np.arange(pairs) + 0.5) / max(pairs, 1)
-                    small.W_1[e].copy_(torch.from_numpy(_rotation_flow(n, alpha_eff, freqs, t_steps)))
+                    _oscillator_init(small, e, kind, torch.from_numpy(_rotation_flow(n, alpha_eff, freqs, t_steps)))
             tidx = torch.as_tensor(idx, dtype=torch.long, device=big.W_o.device)
             for name, p_small in small.named_parameters():
                 p_big = getattr(big, name)
@@ -483,7 +540,7 @@ def _build_ensemble(
         for e, n in enumerate(members["n"]):
             m[e, :, :n] = 1
         mask = m
-    return big, mask, n_params
+    return big, mask, n_params, kinds
 
 
 def _train(
@@ -530,11 +587,10 @@ def _train(
         loss = (1 - r2).masked_fill(~finite, 0.0).sum()  # 1 - R^2 = MSE / Var(y)
         loss.backward()
         with torch.no_grad():
-            for p in params:  # a non-finite member must not poison the norms of the others
-                if p.grad is not None:
-                    p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-            norms = torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in params if p.grad is not None]).sum(0).sqrt()
-            ok = finite & torch.isfinite(norms)
+            grads = [p.grad for p in params if p.grad is not None]
+            ok = finite & torch.isfinite(torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0))
+            for g in grads:  # zero a skipped member's gradient so that it cannot poison anything
+                g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).mul_((ok.view((-1,) + (1,) * (g.dim() - 1))).to(g.dtype))
             skipped += ~ok
             if grad_clip:
                 clip_member_grads(params, grad_clip)
@@ -568,7 +624,7 @@ def _standardise(y: np.ndarray) -> np.ndarray:
 
 def _fit_group(
     n: int | Sequence[int], flow: Mapping, gated: bool, targets: Targets, *, restarts: int, steps: int, lr: float,
-    lr_schedule: str, weight_decay: float, grad_clip: float | None, alpha: float, clamp: float, linear_init: str,
+    lr_schedule: str, weight_decay: float, grad_clip: float | None, alpha: float, clamp: float, init: str,
     device, dtype, seed: int, log, keep_outputs: bool,
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     ns = [int(n)] if np.isscalar(n) else [int(v) for v in n]
@@ -578,8 +634,8 @@ def _fit_group(
     y_std = _standardise(targets.y)
     output_dim = y_std.shape[2]
     members = _group_members(ns, flow, gated, targets, restarts, seed)
-    model, mask, n_params = _build_ensemble(members, flow, gated, targets, alpha=alpha, output_dim=output_dim,
-                                            linear_init=linear_init, device=device, dtype=dtype)  # fmt: skip
+    model, mask, n_params, kinds = _build_ensemble(members, flow, gated, targets, alpha=alpha, output_dim=output_dim,
+                                                   init=init, device=device, dtype=dtype)  # fmt: skip
     y = torch.as_tensor(y_std[members["row"].to_numpy()], device=model.W_o.device, dtype=dtype)
     label = f"expressivity {flow_label(flow)} {'gated' if gated else 'non-gated'} N={ns} ({len(members)} fits)"
     res = _train(model, mask, y, steps=steps, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay,
@@ -601,6 +657,7 @@ def _fit_group(
             "restart": int(best["restart"]), "restarts": int(restarts), "best_step": int(best["best_step"]),
             "steps": int(steps), "lr": float(lr), "lr_schedule": lr_schedule, "alpha": float(alpha),
             "t_steps": int(y_std.shape[1]), "output_dim": int(output_dim), "n_params": int(n_params[int(nn)]),
+            "init": kinds[int(nn)],
             "seed": int(best["seed"]), "status": "ok" if np.isfinite(best["r2"]) else "failed",
             "clamp_hits": int(grp["clamp_hits"].sum()), "skipped_steps": int(grp["skipped_steps"].sum()),
             "fit_seconds": res["seconds"] / len(members) * len(grp), "_member": int(best["member"]),
@@ -626,7 +683,7 @@ def fit_model_class(
     grad_clip: float | None = 1.0,
     alpha: float = 0.1,
     clamp: float = 1000.0,
-    linear_init: str = "rotation",
+    init: str = "oscillator",
     device=None,
     dtype=torch.float32,
     seed: int = 0,
@@ -648,9 +705,10 @@ def fit_model_class(
             (max gradient norm per fit): the budget, identical for every fit.
         alpha: Euler factor dt / tau of the autonomous model.
         clamp: states are clipped to [-clamp, clamp] after every step (hits are counted).
-        linear_init: 'rotation' initialises a linear single-layer F so that its Euler map is a
-            block rotation with frequencies spread over the target band; 'default' keeps the
-            models' Xavier init.
+        init: 'oscillator' starts every model whose flow can represent it (linear F; ReLU MLP
+            with width >= 2N; linear MLP) from the same linear oscillator: F(h) = h W with the
+            Euler map a block rotation, frequencies spread over the band of the target's K
+            (see :func:`init_kind`); 'xavier' keeps the models' default init everywhere.
         device, dtype, seed: where and how to compute; seed of the initialisations.
 
     Returns:
@@ -660,7 +718,7 @@ def fit_model_class(
     """
     df, _ = _fit_group(n, flow, gated, targets, restarts=restarts, steps=steps, lr=lr, lr_schedule=lr_schedule,
                        weight_decay=weight_decay, grad_clip=grad_clip, alpha=alpha, clamp=clamp,
-                       linear_init=linear_init, device=device, dtype=dtype, seed=seed, log=log,
+                       init=init, device=device, dtype=dtype, seed=seed, log=log,
                        keep_outputs=False)  # fmt: skip
     return df
 
@@ -842,7 +900,7 @@ def _targets_from(s: Mapping, seed: int, k_values=None, per_k=None) -> Targets:
 
 def _fit_kwargs(s: Mapping) -> dict[str, Any]:
     return {key: s[key] for key in ("restarts", "steps", "lr", "lr_schedule", "weight_decay", "grad_clip", "alpha",
-                                    "clamp", "linear_init")}  # fmt: skip
+                                    "clamp", "init")}  # fmt: skip
 
 
 def run_sweep(
