@@ -329,3 +329,21 @@ def test_non_finite_member_is_skipped_without_touching_the_others():
     assert clean["skipped"].tolist() == [0, 0]
     assert not np.isfinite(poisoned["best_r2"][0])
     assert poisoned["best_r2"][1] == pytest.approx(clean["best_r2"][1], abs=1e-12)
+
+
+def test_claims_ignore_saturated_groups():
+    # at N = 6 every class fits everything: AUC differences of 1e-4 are noise, not an ordering
+    fits = _handmade_fits()
+    extra = []
+    for n in (6, 8):
+        e = fits[fits["n"] == 4].copy()
+        e["n"] = n
+        e["r2"] = np.where(e["flow"] == "linear", 1.0, 0.9999)
+        extra.append(e)
+    both = ex.score(pd.concat([fits, *extra], ignore_index=True))
+    cl = ex.claims(both).set_index("claim")
+    flow_claim = [c for c in cl.index if c.startswith("Expressivity grows with the flow")][0]
+    assert cl.loc[flow_claim, "value"] == pytest.approx(1.0) and cl.loc[flow_claim, "holds"]
+    # with tol = 0 the four saturated groups count (rho = -1) against the four informative ones
+    cl0 = ex.claims(both, tol=0.0).set_index("claim")
+    assert cl0.loc[flow_claim, "value"] == pytest.approx(0.0) and not cl0.loc[flow_claim, "holds"]

@@ -80,16 +80,20 @@ def plot_iso_expressivity(scores: pd.DataFrame, path) -> list[Path]:
             y = need["n_needed"].to_numpy(dtype=float)
             x = np.arange(len(flows))
             reached = np.isfinite(y)
-            ax.plot(x, np.where(reached, y, n_top + 1), "-", color=colors[k - 1], alpha=0.5)
+            dy = 0.1 * (k - (k_max + 1) / 2)  # small offset so that equal curves stay visible
+            y = np.where(reached, y, n_top + 1) + dy
+            ax.plot(x, y, "-", color=colors[k - 1], alpha=0.5)
             ax.plot(x[reached], y[reached], "o", color=colors[k - 1], label=f"K = {k}")
-            ax.plot(x[~reached], np.full((~reached).sum(), n_top + 1), "^", mfc="none", color=colors[k - 1])
+            ax.plot(x[~reached], y[~reached], "^", mfc="none", color=colors[k - 1])
         ax.axhline(n_top + 0.5, color="0.7", lw=0.8, ls=":")
+        ax.text(len(flows) - 1, n_top + 1.1, "not reached", fontsize=7, ha="right", va="bottom", color="0.4")
+        ax.set_ylim(0.5, n_top + 1.8)
+        ax.set_yticks(sorted(scores["n"].unique()))
         ax.set_xticks(range(len(flows)), flows, rotation=30, ha="right")
         ax.set_title(GATE_LABEL[gated])
         ax.set_xlabel("flow field F (simplest to richest)")
         ax.set_ylabel("N needed to reach K" if ax is axes[0][0] else "")
-    axes[0][0].legend(title="complexity", fontsize=8)
-    axes[0][0].text(0.0, n_top + 1, " not reached", fontsize=7, va="bottom", color="0.4")
+    axes[0][-1].legend(title="complexity", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle("Iso-expressivity: dimension needed for K sinusoids", y=1.02)
     return _save(fig, path)
 
@@ -137,6 +141,7 @@ def plot_r2_vs_k(fits: pd.DataFrame, path, *, threshold: float | str = "adaptive
                 ax.fill_between(st.index, st["min"], st["max"], color=colors[n], alpha=0.15, lw=0)
             ax.plot(ks, threshold_for(ks, threshold), "k--", lw=0.8)
             ax.set_ylim(-0.02, 1.02)
+            ax.set_xticks(ks)
             if i == 0:
                 ax.set_title(GATE_LABEL[gated], fontsize=9)
             if j == 0:
