@@ -34,11 +34,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 from torch import Tensor
 
 from gnode.models import ModelSpec, RecurrentEnsemble
-from gnode.training import StackedAdamW, clip_member_grads
+from gnode.training import StackedAdamW
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,27 @@ SCORE_COLUMNS = [
     "k_star", "k_star_any", "auc", "n_targets", "n_fits_failed", "steps", "restarts",
 ]  # fmt: skip
 
+EXAMPLE_COLUMNS = ["n", "depth", "width", "activation", "gated", "flow", "k", "channel", "t", "target", "output", "r2"]
+
+_STRING_COLUMNS = {"activation", "flow", "freqs", "lr_schedule", "init", "status"}
+_FLOAT_COLUMNS = {"r2", "r2_final", "r2_restart_min", "lr", "alpha", "fit_seconds", "auc", "t", "target", "output"}
+
+
+def _schema(columns: Sequence[str]) -> pa.Schema:
+    def kind(c):
+        if c == "gated":
+            return pa.bool_()
+        if c in _STRING_COLUMNS:
+            return pa.string()
+        return pa.float64() if c in _FLOAT_COLUMNS else pa.int64()
+
+    return pa.schema([(c, kind(c)) for c in columns])
+
+
+#: Parquet schemas of the fits, scores and example tables (for ``gnode.io.write_table``).
+FIT_SCHEMA = _schema(FIT_COLUMNS)
+SCORE_SCHEMA = _schema(SCORE_COLUMNS)
+EXAMPLE_SCHEMA = _schema(EXAMPLE_COLUMNS)
 
 # --------------------------------------------------------------------------- targets
 def frequency_band(k: int, *, f_min: float = 2.0, min_gap: float = 1.5, slack: float = 2.5) -> tuple[float, float]:
@@ -588,12 +610,16 @@ def _train(
         loss.backward()
         with torch.no_grad():
             grads = [p.grad for p in params if p.grad is not None]
-            ok = finite & torch.isfinite(torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0))
-            for g in grads:  # zero a skipped member's gradient so that it cannot poison anything
-                g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).mul_((ok.view((-1,) + (1,) * (g.dim() - 1))).to(g.dtype))
+            # per-member norm in float64: exploding but finite BPTT gradients (1e21 happens for
+            # expanding 1-D maps) must be clipped, not mistaken for non-finite ones
+            norms = torch.stack([g.double().pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
+            ok = finite & torch.isfinite(norms)
             skipped += ~ok
+            scale = ok.double()  # 0 zeroes a skipped member's gradient
             if grad_clip:
-                clip_member_grads(params, grad_clip)
+                scale = scale * (grad_clip / (norms.nan_to_num(0.0) + 1e-6)).clamp(max=1.0)
+            for g in grads:
+                g.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0).mul_(scale.to(g.dtype).view((-1,) + (1,) * (g.dim() - 1)))
             if lr_schedule == "cosine":
                 opt.lr.copy_(base_lr * 0.5 * (1 + math.cos(math.pi * step / steps)))
             elif lr_schedule != "constant":
@@ -990,4 +1016,4 @@ def example_fits(
                     "gated": row.gated, "flow": row.flow, "k": row.k, "channel": ch, "t": tt,
                     "target": y[r, :, ch], "output": out[i, :, ch], "r2": row.r2,
                 }))  # fmt: skip
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)[EXAMPLE_COLUMNS]

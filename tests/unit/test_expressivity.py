@@ -269,6 +269,12 @@ def test_run_sweep_and_examples_tiny(tmp_path):
     exm = ex.example_fits([{"n": 2, **LINEAR, "gated": False}], [1, 2], settings, seed=0)
     assert set(exm.columns) >= {"n", "depth", "width", "activation", "gated", "k", "t", "target", "output"}
     assert len(exm) == 2 * 30
+    # the tables cast to their Parquet schemas without loss
+    import pyarrow as pa
+
+    for df, schema in ((fits, ex.FIT_SCHEMA), (scores, ex.SCORE_SCHEMA), (exm, ex.EXAMPLE_SCHEMA)):
+        table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+        pd.testing.assert_frame_equal(table.to_pandas(), df.reset_index(drop=True), check_dtype=False)
     # the example output is the trajectory whose R^2 is reported
     for _, g in exm.groupby("k"):
         r2 = 1 - ((g["output"] - g["target"]) ** 2).sum() / ((g["target"] - g["target"].mean()) ** 2).sum()
