@@ -26,6 +26,7 @@ E = (number of N) x R x restarts members.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -907,7 +908,7 @@ def resolve_settings(settings: Mapping | None) -> dict[str, Any]:
     unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
     if unknown:
         raise ValueError(f"unknown expressivity settings: {unknown}; known: {sorted(DEFAULT_SETTINGS)}")
-    out = {**DEFAULT_SETTINGS, **settings}
+    out = copy.deepcopy({**DEFAULT_SETTINGS, **settings})
     for flow in out["flows"]:
         if set(flow) - {"depth", "width", "activation"} or "depth" not in flow or "activation" not in flow:
             raise ValueError(f"a flow is {{depth, width, activation}}, got {flow}")
