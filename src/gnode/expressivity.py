@@ -30,8 +30,9 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -178,7 +179,7 @@ class Targets:
         if self.y.ndim != 3 or len(self.meta) != self.y.shape[0]:
             raise ValueError(f"targets must be (R, T, O) with R meta rows, got {self.y.shape} and {len(self.meta)}")
 
-    def scaled(self, factor: float, offset: float = 0.0) -> "Targets":
+    def scaled(self, factor: float, offset: float = 0.0) -> Targets:
         """The same targets, multiplied by ``factor`` and shifted by ``offset``."""
         return Targets(self.y * factor + offset, self.meta.copy())
 

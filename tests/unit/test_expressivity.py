@@ -129,7 +129,7 @@ def test_one_dimensional_models_cannot_fit_a_sine_period():
 
 def test_score_is_invariant_to_target_scale():
     tg = ex.make_targets([1, 2], 1, t_steps=120, seed=2)
-    kw = dict(restarts=1, steps=80, seed=4)
+    kw = {"restarts": 1, "steps": 80, "seed": 4}
     a = ex.fit_model_class(2, RELU, True, tg, **kw)
     b = ex.fit_model_class(2, RELU, True, tg.scaled(10.0, 3.0), **kw)
     np.testing.assert_allclose(a["r2"], b["r2"], atol=1e-3)
@@ -143,7 +143,7 @@ def test_score_is_invariant_to_target_scale():
 
 def test_padded_batching_equals_separate_fits():
     tg = ex.make_targets([1, 2], 1, t_steps=40, seed=0)
-    kw = dict(restarts=1, steps=15, seed=1, dtype=torch.float64)
+    kw = {"restarts": 1, "steps": 15, "seed": 1, "dtype": torch.float64}
     both = ex.fit_model_class([2, 3], {"depth": 1, "width": 8, "activation": "tanh"}, True, tg, **kw)
     alone = ex.fit_model_class(3, {"depth": 1, "width": 8, "activation": "tanh"}, True, tg, **kw)
     np.testing.assert_allclose(both.loc[both["n"] == 3, "r2"].to_numpy(), alone["r2"].to_numpy(), atol=1e-10)
@@ -236,9 +236,9 @@ def test_claims_fail_honestly():
     fits = _handmade_fits()
     fits.loc[fits["flow"] == "relu L1xM16", "r2"] = 0.05  # the richer flow learns nothing
     cl = ex.claims(ex.score(fits)).set_index(cl_key := "claim")
-    flow_claim = [c for c in cl.index if c.startswith("Expressivity grows with the flow")][0]
+    flow_claim = next(c for c in cl.index if c.startswith("Expressivity grows with the flow"))
     assert not cl.loc[flow_claim, "holds"] and cl.loc[flow_claim, "value"] < 0
-    assert not cl.loc[[c for c in cl.index if c.startswith("A richer")][0], "holds"]
+    assert not cl.loc[next(c for c in cl.index if c.startswith("A richer")), "holds"]
     # a single flow: the flow claims cannot be computed -> NaN, not holding
     one = ex.claims(ex.score(_handmade_fits().query("flow == 'linear'"))).set_index(cl_key)
     assert math.isnan(one.loc[flow_claim, "value"]) and not one.loc[flow_claim, "holds"]
@@ -348,7 +348,7 @@ def test_claims_ignore_saturated_groups():
         extra.append(e)
     both = ex.score(pd.concat([fits, *extra], ignore_index=True))
     cl = ex.claims(both).set_index("claim")
-    flow_claim = [c for c in cl.index if c.startswith("Expressivity grows with the flow")][0]
+    flow_claim = next(c for c in cl.index if c.startswith("Expressivity grows with the flow"))
     assert cl.loc[flow_claim, "value"] == pytest.approx(1.0) and cl.loc[flow_claim, "holds"]
     # with tol = 0 the four saturated groups count (rho = -1) against the four informative ones
     cl0 = ex.claims(both, tol=0.0).set_index("claim")

@@ -8,18 +8,18 @@ trajectories) and an output path, and writes the figure twice: ``<stem>.png`` an
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from gnode.expressivity import n_needed, threshold_for  # noqa: E402
+from gnode.expressivity import n_needed, threshold_for
 
 GATE_LABEL = {False: "nODE (non-gated)", True: "gnODE (gated)"}
 
