@@ -108,6 +108,42 @@ class FlipFlopSettings(Strict):
     experiments: dict[Name, Experiment] = Field(min_length=1, description="experiments by name")
 
 
+class ExpressivityFlow(Strict):
+    """One flow-field class of the expressivity sweep (list them simplest to richest)."""
+
+    depth: int = Field(ge=0, le=16, description="L (0: single layer; with linear activation, a linear F)")
+    width: int = Field(0, ge=0, le=4096, description="M (ignored for depth 0)")
+    activation: Literal[tuple(ACTIVATIONS)] = Field(description="nonlinearity of F")  # type: ignore[valid-type]
+
+
+class ExpressivitySettings(Strict):
+    """The expressivity measure and its sweep (docs/expressivity.md documents every key)."""
+
+    n: list[PosInt] = Field(min_length=1, description="phase-space dimensions N of the sweep")
+    flows: list[ExpressivityFlow] = Field(min_length=1, description="flow fields, simplest to richest")
+    gated: list[bool] = Field(min_length=1, description="gnODE (true) and/or nODE (false)")
+    k_max: int = Field(ge=1, le=32, description="largest number of sinusoids K in a target")
+    targets_per_k: int = Field(ge=1, le=100, description="random targets per K (the median is scored)")
+    t_steps: int = Field(ge=10, le=100_000, description="Euler steps of a target window")
+    output_dim: int = Field(1, ge=1, le=16, description="channels of a target")
+    f_min: float = Field(2.0, gt=0, description="lowest frequency (cycles per window)")
+    min_gap: float = Field(1.5, gt=0, description="minimal gap between a target's frequencies (cycles per window)")
+    band_slack: float = Field(2.5, ge=0, description="extra width of the frequency band (cycles per window)")
+    alpha: float = Field(0.1, gt=0, le=1, description="Euler factor dt/tau of the autonomous models")
+    clamp: float = Field(1000.0, gt=0, description="state clamp (guards against blow-ups; hits are counted)")
+    init: Literal["oscillator", "xavier"] = Field("oscillator", description="initialisation of the fits")
+    restarts: int = Field(ge=1, le=100, description="restarts per fit; the best R2 is kept")
+    steps: int = Field(ge=1, le=1_000_000, description="Adam steps per fit (the same budget for every class)")
+    lr: float = Field(1e-2, gt=0, le=1, description="learning rate")
+    lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clip per fit")
+    threshold: float | Literal["adaptive"] = Field(
+        "adaptive", description="R2 a class must reach at K: a number, or adaptive = 1 - 1/(2K)"
+    )
+    max_members: int = Field(256, ge=1, le=100_000, description="fits batched in one ensemble at most")
+
+
 class FigureSettings(Strict):
     formats: list[Literal["png", "pdf", "svg"]] = Field(["png", "pdf"], min_length=1, description="file types")
     dpi: int = Field(150, ge=50, le=600, description="resolution of raster figures")
@@ -121,6 +157,7 @@ class Config(Strict):
     dtype: Literal["float32", "float64"] = Field("float32", description="floating-point type of models")
     threads: int = Field(1, ge=1, le=256, description="torch threads per job (also the rule's threads)")
     flipflop: FlipFlopSettings
+    expressivity: ExpressivitySettings
     figures: FigureSettings = Field(default_factory=FigureSettings)
 
 

@@ -40,6 +40,7 @@ def test_the_test_config_overrides_every_default_experiment_at_tiny_scale():
     for exp in cfg.flipflop.experiments.values():
         assert exp.epochs <= 3 and max(exp.sizes) <= 8
     assert cfg.flipflop.data.n_trials <= 50
+    assert cfg.expressivity.steps <= 10 and max(cfg.expressivity.n) <= 2
 
 
 def test_schema_file_is_in_sync_with_the_models():

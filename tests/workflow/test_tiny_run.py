@@ -98,3 +98,28 @@ def test_a_second_run_has_nothing_to_do(tiny_run):
     work, _ = tiny_run
     out = snakemake(work, "-n", "--configfile", "config/test/config.yaml").stdout
     assert "Nothing to be done" in out
+
+
+def test_expressivity_tables_figures_and_claims(tiny_run):
+    import pyarrow.parquet as pq
+
+    from gnode import expressivity as ex
+    from gnode.claims import CLAIMS_SCHEMA
+
+    work, _ = tiny_run
+    res = work / "results"
+    fits = pd.concat([io.read_table(p) for p in sorted((res / "expressivity" / "fits").glob("*.parquet"))])
+    # test overlay: N in {1, 2} x 2 flows x gated/non-gated, K = 1, one target
+    assert len(fits) == 2 * 2 * 2 and set(fits["n"]) == {1, 2}
+    assert fits["r2"].between(-1e6, 1.0).all()
+    scores = io.read_table(res / "expressivity" / "scores.parquet")
+    assert pq.read_schema(res / "expressivity" / "scores.parquet").remove_metadata() == ex.SCORE_SCHEMA
+    assert len(scores) == 8 and scores["auc"].between(0, 1).all() and (scores["k_star"] >= 0).all()
+    claims = io.read_table(res / "claims.parquet")
+    assert pq.read_schema(res / "claims.parquet").remove_metadata() == CLAIMS_SCHEMA
+    assert set(claims["study"]) >= {"expressivity"} and claims["claim_id"].is_unique
+    assert (claims["holds"] == (~claims["value"].isna() & claims["holds"])).all()
+    for name in ["heatmaps", "iso", "params", "r2", "examples"]:
+        img = image.imread(res / "figures" / "expressivity" / f"{name}.png")
+        assert img[..., :3].std() > 0.02, name
+    assert "<table" in (res / "claims.html").read_text()

@@ -4,6 +4,7 @@ import torch
 
 from gnode.config import ConfigError, validate_config
 from gnode.runtime import source_hash
+from gnode.studies import expressivity as ex_study
 from gnode.studies import flipflop as ff
 
 
@@ -27,6 +28,7 @@ CODE = {
     "evaluate": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
     "plot": source_hash("gnode.plotting"),
     "claims": source_hash("gnode.claims"),
+    "expressivity": source_hash("gnode.models", "gnode.training", "gnode.expressivity", "gnode.studies.expressivity"),
 }
 
 # claims files of the study parts; each study's rule file appends its own
@@ -66,6 +68,7 @@ def final_outputs():
         "results/flipflop/summary.parquet",
         "results/flipflop/summary.html",
         *flipflop_figures(),
+        *[f"results/figures/expressivity/{name}.png" for name in ["heatmaps", "iso", "params", "r2", "examples"]],
         "results/claims.parquet",
         "results/claims.html",
     ]

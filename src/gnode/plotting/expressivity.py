@@ -20,19 +20,16 @@ import pandas as pd
 import seaborn as sns
 
 from gnode.expressivity import n_needed, threshold_for
+from gnode.plotting.common import save
 
 GATE_LABEL = {False: "nODE (non-gated)", True: "gnODE (gated)"}
 
 
 def _save(fig, path) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` atomically (gnode.plotting.common.save)."""
     p = Path(path)
     stem = p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
-    fig.savefig(out[0], dpi=150, bbox_inches="tight")
-    fig.savefig(out[1], bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return save(fig, stem.with_name(stem.name + ".png"), ("png", "pdf"), dpi=150)
 
 
 def _flows(scores: pd.DataFrame) -> list[str]:
