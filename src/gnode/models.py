@@ -129,6 +129,8 @@ class RecurrentEnsemble(nn.Module):
             the same initial weights on every device).
     """
 
+    use_scan = True  # node/gnode training: Euler scan with the hand-written backward (gnode.scan)
+
     def __init__(self, spec: ModelSpec, seeds: Sequence[int], *, device=None, dtype=torch.float32, initialise=True):
         super().__init__()
         self.spec = spec
@@ -237,11 +239,12 @@ class RecurrentEnsemble(nn.Module):
 
         When gradients are needed it runs :func:`gnode.scan.euler_scan` (forward without a
         graph, hand-written backward pass); otherwise, or for anything it does not cover (a ``dt``
-        that requires grad), the autograd loop.
+        that requires grad, or ``use_scan = False`` for double backward / ``create_graph``, which
+        the scan does not support), the autograd loop.
         """
         params = [h, x] + list(self.parameters())
         needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-        if not needs_grad or (dt is not None and dt.requires_grad):
+        if not (needs_grad and self.use_scan) or (dt is not None and dt.requires_grad):
             return self._fused_euler_autograd(x, h, dt)
         from gnode.scan import euler_scan
 

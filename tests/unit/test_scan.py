@@ -106,3 +106,10 @@ def test_euler_scan_alpha_tensor_shape():
     b = euler_scan(model, x_pre, h0, model.spec.alpha)
     assert a.shape == (E, B, T, 4)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+
+
+def test_use_scan_off_gives_autograd_graph():
+    model = _model("node", 1, "relu", 1)
+    model.use_scan = False
+    _, states = model(torch.randn(B, T, I, dtype=torch.float64))
+    assert not type(states.grad_fn).__name__.startswith("EulerScan")
