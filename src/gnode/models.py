@@ -129,6 +129,8 @@ class RecurrentEnsemble(nn.Module):
             the same initial weights on every device).
     """
 
+    use_scan = True  # node/gnode training: Euler scan with the hand-written backward (gnode.scan)
+
     def __init__(self, spec: ModelSpec, seeds: Sequence[int], *, device=None, dtype=torch.float32, initialise=True):
         super().__init__()
         self.spec = spec
@@ -233,6 +235,30 @@ class RecurrentEnsemble(nn.Module):
         return torch.lerp(h, f, alpha) if isinstance(alpha, float) else h + alpha * (f - h)
 
     def _fused_euler(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
+        """The Euler scan of node/gnode; same states as :meth:`_fused_euler_autograd`.
+
+        When gradients are needed it runs :func:`gnode.scan.euler_scan` (forward without a
+        graph, hand-written backward pass); otherwise, or for anything it does not cover (a ``dt``
+        that requires grad, or ``use_scan = False`` for double backward / ``create_graph``, which
+        the scan does not support), the autograd loop.
+        """
+        params = [h, x] + list(self.parameters())
+        needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        if not (needs_grad and self.use_scan) or (dt is not None and dt.requires_grad):
+            return self._fused_euler_autograd(x, h, dt)
+        from gnode.scan import euler_scan
+
+        spec = self.spec
+        xp_all = self.project_inputs(x)
+        pre_x = torch.cat([xp_all["U_1"], xp_all["U_z"]], -1) if spec.kind == "gnode" else xp_all["U_1"]
+        if dt is None:
+            alpha = spec.alpha
+        else:
+            d = dt if dt.dim() == 3 else dt.unsqueeze(0)
+            alpha = spec.alpha * (d / spec.dt)  # (E|1, B, T), as _bin_scale per bin
+        return euler_scan(self, pre_x, h, alpha)
+
+    def _fused_euler_autograd(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
         """The Euler scan of node/gnode with the first layer and the gate in one product per step.
 
         Same arithmetic as :meth:`euler_step`; h @ [W_1 | W_z] is one batched matmul, and the
