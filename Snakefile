@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/flipflop.smk"
+include: "workflow/rules/realworld.smk"
 
 
 rule all:
