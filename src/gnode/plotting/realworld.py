@@ -6,6 +6,7 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import LogLocator, ScalarFormatter
 import pandas as pd
 
 from gnode.plotting.common import MODEL_LABELS, MODEL_ORDER, PALETTE, save, style
@@ -53,6 +54,9 @@ def task_figure(evaluations: pd.DataFrame, history: pd.DataFrame, path, *, forma
         bx.plot(mean.index, mean.to_numpy(), color=PALETTE[m], label=MODEL_LABELS[m])
         bx.fill_between(mean.index, (mean - sd).to_numpy(), (mean + sd).to_numpy(), color=PALETTE[m], alpha=0.15)
     bx.set_yscale("log")
+    bx.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    bx.yaxis.set_major_formatter(ScalarFormatter())
+    bx.yaxis.set_minor_formatter(ScalarFormatter() if bx.get_ylim()[1] / bx.get_ylim()[0] < 3 else "")
     bx.set_xlabel("epoch")
     bx.set_ylabel("validation loss" + (" (MSE)" if metric == "mse" else " (cross-entropy)"))
     bx.legend(fontsize=8, frameon=False)
