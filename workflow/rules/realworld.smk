@@ -8,6 +8,7 @@ rule prepare_realworld_data:
     params:
         settings=lambda w: rw.data_settings(CFG, w.task),
         code=CODE["realworld_data"],
+    threads: 1
     resources:
         mem_mb=lambda w: REALWORLD_DATA_MEM[REALWORLD[w.task].dataset],
         runtime=60,
@@ -60,6 +61,10 @@ rule summarise_realworld:
         ),
     params:
         code=CODE["realworld_summary"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         "logs/summarise_realworld.log",
     conda:
@@ -82,6 +87,10 @@ rule plot_realworld:
     params:
         figures=CFG.figures.model_dump(),
         code=CODE["plot"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         "logs/plot_realworld/{task}.log",
     conda:
