@@ -249,3 +249,38 @@ def test_cosine_schedule_and_settings_checks():
     with pytest.raises(ValueError, match="needs task='classification'"):
         fit(ens, train, test, FitSettings(epochs=1, batch_size=4, lr=[1e-3], weight_decay=[0], seeds=[0],
                                           monitor="accuracy"))
+
+
+def test_resuming_with_early_stopping_gives_the_uninterrupted_result(tmp_path):
+    data = _seq_data(n=30, seed=5)
+    train, val, test = _split(data, 0, 18), _split(data, 18, 24), _split(data, 24, 30)
+    spec = ModelSpec(kind="gnode", n_input=3, n_hidden=4, n_output=4, depth=1, width=5, tau=0.1, dt=0.1)
+    common = dict(batch_size=5, lr=[0.5, 1e-2], weight_decay=[0, 0], seeds=[3, 4], patience=2, checkpoint_every=1,
+                  schedule="cosine")
+    kw = dict(val=val, task="classification")
+    full = RecurrentEnsemble(spec, [1, 2], dtype=F64)
+    r_full = fit(full, train, test, FitSettings(epochs=8, **common), **kw)
+    ckpt = tmp_path / "ck.pt"
+    fit(RecurrentEnsemble(spec, [1, 2], dtype=F64), train, test, FitSettings(epochs=8, **common), checkpoint=ckpt,
+        fingerprint="a", **kw)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["stopped_epoch"] == r_full.stopped_epoch
+    # a run killed in epoch 3 (same settings: the cosine schedule spans all 8 epochs) resumes there
+    class Killed(Exception):
+        pass
+
+    def kill_after_3(summary):
+        if summary["epoch"] == 3:
+            raise Killed
+
+    ckpt3 = tmp_path / "ck3.pt"
+    with pytest.raises(Killed):
+        fit(RecurrentEnsemble(spec, [1, 2], dtype=F64), train, test, FitSettings(epochs=8, **common),
+            checkpoint=ckpt3, fingerprint="b", on_epoch=kill_after_3, **kw)
+    resumed = RecurrentEnsemble(spec, [1, 2], dtype=F64)
+    r_res = fit(resumed, train, test, FitSettings(epochs=8, **common), checkpoint=ckpt3, fingerprint="b", **kw)
+    assert r_res.resumed_from_epoch == 2  # killed during epoch 3, before its checkpoint
+    assert r_res.stopped_epoch == r_full.stopped_epoch and r_res.best_epoch == r_full.best_epoch
+    for name, p in full.named_parameters():
+        torch.testing.assert_close(getattr(resumed, name), p, rtol=0, atol=0)
+    assert r_res.test_accuracy == r_full.test_accuracy

@@ -442,6 +442,9 @@ def train_job(
     seeds = list(settings["seeds"])
     weights = meta.get("output_weights")  # standardised walker2d targets: the loss is the raw MSE
     data = {s: to_sequence_data(splits[s], model, device, dtype, weights) for s in SPLITS}
+    empty = [s for s in SPLITS if len(data[s]) == 0]
+    if empty:
+        raise ValueError(f"{data_path}: no sequences in split(s) {empty} (too few files or too small a limit)")
     if data["train"].x.shape[-1] != spec.n_input:
         raise ValueError(f"{data_path}: {data['train'].x.shape[-1]} input channels, the model expects {spec.n_input}")
     if kind == "classification" and len(meta["classes"]) > spec.n_output:
