@@ -367,6 +367,8 @@ def fit(
         raise ValueError(f"task={task!r} is not one of {list(TASKS)}")
     if settings.monitor == "accuracy" and task != "classification":
         raise ValueError("monitor='accuracy' needs task='classification'")
+    if settings.patience and val is None:
+        raise ValueError("early stopping (patience > 0) needs a validation set (val=...), not the test set")
     e = model.n_members
     for key in ("lr", "weight_decay", "seeds"):
         if len(getattr(settings, key)) != e:

@@ -86,7 +86,7 @@ def test_discrete_models_get_dt_as_an_input_channel_and_continuous_ones_integrat
 
 
 def test_an_impossible_budget_is_an_error_naming_the_key():
-    with pytest.raises(ValueError, match="change realworld budget"):
+    with pytest.raises(ValueError, match=r"change realworld\.tasks\.<task>\.budget"):
         rw.matched_size(_task(budget=30, tolerance=0.05), "gru", 17, 17)
 
 

@@ -246,6 +246,8 @@ def test_cosine_schedule_and_settings_checks():
         FitSettings(epochs=1, batch_size=1, lr=[1.0], weight_decay=[0], seeds=[0], monitor="auc")
     train, test = _data()
     ens = RecurrentEnsemble(_spec(), [1], dtype=F64)
+    with pytest.raises(ValueError, match="needs a validation set"):
+        fit(ens, train, test, FitSettings(epochs=1, batch_size=4, lr=[1e-3], weight_decay=[0], seeds=[0], patience=3))
     with pytest.raises(ValueError, match="needs task='classification'"):
         fit(ens, train, test, FitSettings(epochs=1, batch_size=4, lr=[1e-3], weight_decay=[0], seeds=[0],
                                           monitor="accuracy"))

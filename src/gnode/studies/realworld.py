@@ -362,14 +362,9 @@ def matched_size(task: RealWorldTask, kind: str, n_features: int, n_output: int,
     if best_gap > task.tolerance * task.budget:
         raise ValueError(
             f"{kind}: no hidden size gives {task.budget} parameters within {task.tolerance:.0%} "
-            f"(closest {parameter_count(best)} at N={best.n_hidden}); change realworld budget"
+            f"(closest {parameter_count(best)} at N={best.n_hidden}); change realworld.tasks.<task>.budget"
         )
     return best
-
-
-def matched_sizes(task: RealWorldTask, n_features: int, n_output: int) -> dict[str, ModelSpec]:
-    """:func:`matched_size` for every model of the task."""
-    return {m: matched_size(task, m, n_features, n_output) for m in task.models}
 
 
 def task_shape(dataset: str) -> tuple[int, int]:
