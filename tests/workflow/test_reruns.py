@@ -25,7 +25,8 @@ def finished(tiny_run, tmp_path):
 def test_a_figure_setting_reruns_only_the_figure_rules(finished):
     work, env = finished
     jobs = planned_jobs(work, *TEST, "--config", "figures={'formats': ['png'], 'dpi': 61}", env=env)
-    assert set(jobs) == {"plot_flipflop", "all"}
+    assert "plot_flipflop" in jobs
+    assert all(rule.startswith("plot_") or rule == "all" for rule in jobs), jobs
 
 
 def test_one_model_setting_reruns_only_the_jobs_it_feeds(finished):
