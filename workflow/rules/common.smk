@@ -28,7 +28,10 @@ CODE = {
     "data": source_hash("gnode.tasks", "gnode.studies.flipflop", "gnode.io"),
     "train": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
     "evaluate": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
-    "plot": source_hash("gnode.plotting"),
+    # one hash per study's figures: editing one plotting module redraws only its figures
+    "plot_flipflop": source_hash("gnode.plotting.flipflop", "gnode.plotting.common"),
+    "plot_expressivity": source_hash("gnode.plotting.expressivity", "gnode.plotting.common"),
+    "plot_realworld": source_hash("gnode.plotting.realworld", "gnode.plotting.common"),
     "claims": source_hash("gnode.claims"),
     "expressivity": source_hash("gnode.models", "gnode.training", "gnode.expressivity", "gnode.studies.expressivity"),
     "realworld_data": source_hash("gnode.datasets", "gnode.studies.realworld", "gnode.io"),

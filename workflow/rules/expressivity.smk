@@ -89,7 +89,7 @@ rule plot_expressivity:
         pdf=expand("results/figures/expressivity/{name}.pdf", name=EX_FIGURES),
     params:
         threshold=CFG.expressivity.threshold,
-        code=CODE["plot"],
+        code=CODE["plot_expressivity"],
     log:
         "logs/plot_expressivity.log",
     conda:

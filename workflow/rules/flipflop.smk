@@ -114,7 +114,7 @@ rule plot_flipflop:
         ),
     params:
         figures=CFG.figures.model_dump(),
-        code=CODE["plot"],
+        code=CODE["plot_flipflop"],
     log:
         "logs/plot_flipflop/{experiment}.log",
     conda:

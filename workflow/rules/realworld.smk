@@ -89,7 +89,7 @@ rule plot_realworld:
         other_formats=expand("results/figures/realworld/{{task}}.{fmt}", fmt=EXTRA_FORMATS),
     params:
         figures=CFG.figures.model_dump(),
-        code=CODE["plot"],
+        code=CODE["plot_realworld"],
     threads: 1
     resources:
         mem_mb=1000,
