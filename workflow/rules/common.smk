@@ -5,6 +5,7 @@ import torch
 from gnode.config import ConfigError, validate_config
 from gnode.runtime import source_hash
 from gnode.studies import flipflop as ff
+from gnode.studies import flipflop_analysis as ffa
 
 
 try:
@@ -25,6 +26,11 @@ CODE = {
     "data": source_hash("gnode.tasks", "gnode.studies.flipflop", "gnode.io"),
     "train": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
     "evaluate": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
+    "analyse": source_hash(
+        "gnode.models", "gnode.fixed_points", "gnode.attractors", "gnode.studies.flipflop",
+        "gnode.studies.flipflop_analysis", "gnode.io",
+    ),
+    "claims": source_hash("gnode.claims", "gnode.studies.flipflop_claims", "gnode.io"),
     "plot": source_hash("gnode.plotting"),
 }
 
@@ -43,7 +49,7 @@ def flipflop_jobs(experiment=None):
         for name, exp in EXPERIMENTS.items()
         if experiment in (None, name)
         for m in exp.models
-        for n in exp.sizes
+        for n in exp.sizes_of(m)
     ]
 
 
@@ -52,10 +58,27 @@ def flipflop_files(kind, experiment=None):
     return [f"results/flipflop/{e}/{m}_N{n}/{kind}" for e, m, n in flipflop_jobs(experiment)]
 
 
+FLIPFLOP_ANALYSIS_TABLES = list(ffa.SCHEMAS)  # fixed_points, trajectories, speed_grid, gates, memory, memory_curve
+FLIPFLOP_ANALYSIS_FIGURES = ["attractors", "memory", "gates"]
+
+
+def flipflop_analysis(table, experiments=None):
+    """Paths of one analysis table (fixed_points.parquet, ...) of the given (default: all) experiments."""
+    return [f"results/flipflop/{e}/attractors/{table}.parquet" for e in (experiments or EXPERIMENTS)]
+
+
 def flipflop_figures():
-    names = ["test_loss", "example", "learning_curves"]
-    return [f"results/figures/flipflop/{e}_{name}.png" for e in EXPERIMENTS for name in names]
+    names = ["test_loss", "example", "learning_curves", *FLIPFLOP_ANALYSIS_FIGURES]
+    return [f"results/figures/flipflop/{e}_{name}.png" for e in EXPERIMENTS for name in names] + [
+        "results/figures/flipflop/test_loss_all_tasks.png"
+    ]
 
 
 def final_outputs():
-    return ["results/flipflop/summary.parquet", "results/flipflop/summary.html", *flipflop_figures()]
+    return [
+        "results/flipflop/summary.parquet",
+        "results/flipflop/summary.html",
+        "results/flipflop/claims.parquet",
+        "results/flipflop/claims.html",
+        *flipflop_figures(),
+    ]
