@@ -33,7 +33,7 @@ def hand_set(kind, n=2, *, w=None, b=None, u=None, gate_bias=None, w_o=None, act
 
 
 def search(**kw):
-    settings = {"n_initial": 64, "n_iter": 3000, "lr": 0.05, "noise_std": 0.0, "slow_speed": 1e-3, "fixed_speed": 1e-6}
+    settings = {"n_initial": 32, "n_iter": 1000, "lr": 0.05, "noise_std": 0.0, "slow_speed": 1e-3, "fixed_speed": 1e-6}
     return att.AttractorSearch(**{**settings, **kw})
 
 

@@ -123,14 +123,15 @@ def attractor_figure(
 def memory_figure(memory: pd.DataFrame, curves: pd.DataFrame, path, *, formats: Sequence[str] = ("png",), dpi=150):
     """Memory test: readout drift after a stored value, per model and N.
 
-    Left: mean drift ||y(t) - y(settle)|| of the best member over the free run (trial lengths).
+    Left: mean drift ||y(t) - y(settle)|| over the probes, of the best member, over the free run
+    (trial lengths; log scale, floored at 1e-6).
     Right: the drift over the whole run relative to the stored value, every member.
     """
     style()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
     sizes = sorted(memory["n"].unique())
     styles = ["-", "--", ":", "-."]
-    best = curves[curves["is_best"]]
+    best = curves[curves["is_best"] & (curves["t"] > 0)]  # at t = 0 the drift is 0 by definition
     for (m, n), g in best.groupby(["model", "n"]):
         g = g.sort_values("t")
         ax1.plot(g["t"], np.maximum(g["drift"], 1e-6), color=PALETTE.get(m), ls=styles[sizes.index(n) % 4],
@@ -141,23 +142,25 @@ def memory_figure(memory: pd.DataFrame, curves: pd.DataFrame, path, *, formats: 
     ax1.legend(fontsize=7, ncol=2, frameon=False)
     ok = memory[memory["status"] == "ok"].copy()
     order = [m for m in MODEL_ORDER if m in set(ok["model"])]
+    markers = "osD^v<>"
     rng = np.random.default_rng(0)
     for i, m in enumerate(order):
         sub = ok[ok["model"] == m]
-        for j, n in enumerate(sorted(sub["n"].unique())):
+        own = sorted(sub["n"].unique())
+        for j, n in enumerate(own):
             s = sub[sub["n"] == n]
-            xs = i + (j - (sub["n"].nunique() - 1) / 2) * 0.22 + rng.uniform(-0.05, 0.05, len(s))
-            ax2.scatter(xs, np.maximum(s["relative_drift"], 1e-6), s=14, color=PALETTE.get(m), alpha=0.75,
-                        marker="osD^v"[j % 5], label=f"N={n}" if i == len(order) - 1 or m == "gnode" else None)
+            x0 = i + (j - (len(own) - 1) / 2) * 0.22
+            ax2.scatter(x0 + rng.uniform(-0.04, 0.04, len(s)), np.maximum(s["relative_drift"], 1e-6), s=16,
+                        color=PALETTE.get(m), alpha=0.75, marker=markers[sizes.index(n) % len(markers)])
             b = s[s["is_best"]]
-            ax2.scatter([i + (j - (sub["n"].nunique() - 1) / 2) * 0.22] * len(b), np.maximum(b["relative_drift"], 1e-6),
-                        s=90, marker="_", color="k", linewidths=2)
+            ax2.scatter([x0] * len(b), np.maximum(b["relative_drift"], 1e-6), s=90, marker="_", color="k",
+                        linewidths=2)
+    handles = [Line2D([], [], ls="", marker=markers[k % len(markers)], color="0.3", label=f"N={n}")
+               for k, n in enumerate(sizes)]
+    ax2.legend(handles=handles, fontsize=7, frameon=False)
     ax2.set_yscale("log")
     ax2.set_xticks(range(len(order)), [MODEL_LABELS[m] for m in order])
     ax2.set_ylabel("drift / ||stored value||")
-    handles, labels = ax2.get_legend_handles_labels()
-    uniq = dict(zip(labels, handles))
-    ax2.legend(uniq.values(), uniq.keys(), fontsize=7, frameon=False)
     dur = float(memory["duration"].iloc[0])
     fig.suptitle(f"{memory['experiment'].iloc[0]}: memory test, {dur:.0f} trial lengths without input")
     fig.tight_layout()
