@@ -58,7 +58,7 @@ def attractor_figure(
     speed_grid: pd.DataFrame,
     path,
     *,
-    max_trials: int = 8,
+    max_trials: int = 5,
     formats: Sequence[str] = ("png",),
     dpi: int = 150,
 ):
