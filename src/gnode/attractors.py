@@ -286,8 +286,10 @@ class MemoryResult:
 
     ``error_*``: mean over probes of ||y - stored value|| at the settle time, one trial length
     later and at the end; ``drift``: mean ||y(end) - y(settle)||; ``drift_rate``: drift per
-    trial time unit; ``t``: (S,) time since the settle time (trial units) of the curves
-    ``drift_curve`` and ``error_curve`` (means over probes).
+    trial time unit; ``late_drift_rate``: mean ||y(end) - y(settle + one trial length)|| per
+    trial time unit, the slow drift once the transients after the pulses are over; ``t``: (S,)
+    time since the settle time (trial units; log-spaced) of the curves ``drift_curve`` and
+    ``error_curve`` (means over probes).
     """
 
     stored_norm: float
@@ -296,6 +298,7 @@ class MemoryResult:
     error_end: np.ndarray
     drift: np.ndarray
     drift_rate: np.ndarray
+    late_drift_rate: np.ndarray
     t: np.ndarray
     drift_curve: np.ndarray
     error_curve: np.ndarray
@@ -332,7 +335,9 @@ def memory_test(
     t_total = x.shape[1]
     settle = pulses.shape[1] - 1 + settle_bins
     one = min(settle + n_bins, t_total - 1)
-    idx = np.unique(np.linspace(settle, t_total - 1, samples).round().astype(int))
+    # log-spaced sample times: the fast relaxation after the pulses and the slow drift both show
+    idx = settle + np.unique(np.geomspace(1, t_total - settle, samples - 1).round().astype(int) - 1)
+    idx = np.unique(np.concatenate([[settle], idx, [t_total - 1]]))
     per_member = max(1, max_elements // max(1, n_probes * t_total * model.spec.n_hidden))
     outs = []
     with torch.no_grad():
@@ -352,6 +357,7 @@ def memory_test(
         error_end=mean(err[:, :, -1]),
         drift=mean(drift[:, :, -1]),
         drift_rate=mean(drift[:, :, -1]) / duration,
+        late_drift_rate=mean((y[:, :, -1] - y[:, :, one]).norm(dim=-1)) / max((t_total - 1 - one) * model.spec.dt, 1e-12),
         t=(idx - settle) * model.spec.dt,
         drift_curve=drift[:, :, idx].mean(1).cpu().numpy(),
         error_curve=err[:, :, idx].mean(1).cpu().numpy(),

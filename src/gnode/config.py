@@ -136,7 +136,7 @@ class AttractorAnalysis(Strict):
     grid_points: int = Field(41, ge=5, le=1000, description="grid per axis of the speed background (N = 2)")
     memory_probes: int = Field(32, ge=1, le=100_000, description="stored values of the memory test")
     memory_horizons: float = Field(10.0, gt=0, le=1000, description="free-run length of the memory test, in trial lengths")
-    memory_settle_bins: int = Field(5, ge=0, le=1000, description="bins after the last pulse before drift is measured")
+    memory_settle_bins: int = Field(10, ge=0, le=1000, description="bins after the last pulse before drift is measured")
     memory_samples: int = Field(100, ge=2, le=100_000, description="time samples of the memory curve")
     seed: Seed = Field(11, description="seed of the probes, initial states and noise")
 

@@ -111,6 +111,9 @@ def test_a_perfect_integrator_does_not_drift_and_a_leaky_one_decays_as_predicted
         y = y * decay + DT / TAU * torch.as_tensor(x[:, k], dtype=torch.float64)
     expected = (y.norm(dim=-1) * (1 - decay**40)).mean().item()
     assert res.drift[0] == pytest.approx(expected, rel=1e-9)
+    late = (y.norm(dim=-1) * (decay**20 - decay**40)).mean().item() / (20 * DT)
+    assert res.late_drift_rate[0] == pytest.approx(late, rel=1e-9)
+    assert res.t[0] == 0 and res.t[-1] == pytest.approx(2 * 20 * DT) and np.all(np.diff(res.t) > 0)
 
 
 def test_memory_test_runs_members_in_chunks_with_the_same_result():

@@ -90,15 +90,15 @@ def attractor_figure(
             x = g["h_0"].to_numpy().reshape(k, k)
             y = g["h_1"].to_numpy().reshape(k, k)
             sp = np.maximum(g["speed"].to_numpy().reshape(k, k), 1e-6)
-            mesh = ax.pcolormesh(x, y, sp, norm=LogNorm(vmin=sp.min(), vmax=sp.max()), cmap="Greys", shading="auto",
-                                 alpha=0.85, rasterized=True)
+            mesh = ax.pcolormesh(x, y, sp, norm=LogNorm(vmin=sp.min(), vmax=sp.max()), cmap="Greys",
+                                 shading="gouraud", alpha=0.85, rasterized=True)
             fig.colorbar(mesh, ax=ax, shrink=0.8, pad=0.02, label="speed ||dh/dt||")
             ax.streamplot(x, y, g["u"].to_numpy().reshape(k, k), g["v"].to_numpy().reshape(k, k), color="0.45",
                           density=0.7, linewidth=0.5, arrowsize=0.6)
         for trial in sorted(tr["trial"].unique())[:max_trials]:
             t = tr[tr["trial"] == trial].sort_values("bin")
             coords = [t["coord_0"], t["coord_1"]] + ([t["coord_2"]] if three_d else [])
-            ax.plot(*coords, color=PALETTE.get(m, "C0"), lw=0.8, alpha=0.6)
+            ax.plot(*coords, color=PALETTE.get(m, "C0"), lw=0.6 if three_d else 0.8, alpha=0.45 if three_d else 0.6)
         _points(ax, fp, three_d)
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
@@ -124,7 +124,7 @@ def memory_figure(memory: pd.DataFrame, curves: pd.DataFrame, path, *, formats: 
     """Memory test: readout drift after a stored value, per model and N.
 
     Left: mean drift ||y(t) - y(settle)|| over the probes, of the best member, over the free run
-    (trial lengths; log scale, floored at 1e-6).
+    (trial lengths; log-log, floored at 1e-6).
     Right: the drift over the whole run relative to the stored value, every member.
     """
     style()
@@ -137,7 +137,8 @@ def memory_figure(memory: pd.DataFrame, curves: pd.DataFrame, path, *, formats: 
         ax1.plot(g["t"], np.maximum(g["drift"], 1e-6), color=PALETTE.get(m), ls=styles[sizes.index(n) % 4],
                  label=_label(m, n))
     ax1.set_yscale("log")
-    ax1.set_xlabel("time since the value was stored (trial lengths)")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("time since the value settled (trial lengths)")
     ax1.set_ylabel("readout drift ||y(t) - y(settle)||")
     ax1.legend(fontsize=7, ncol=2, frameon=False)
     ok = memory[memory["status"] == "ok"].copy()

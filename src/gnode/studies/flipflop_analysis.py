@@ -109,6 +109,7 @@ MEMORY_SCHEMA = pa.schema(
         ("drift", pa.float64()),  # mean ||y(end) - y(settle)||
         ("relative_drift", pa.float64()),  # drift / stored_norm
         ("drift_rate", pa.float64()),  # drift per trial time unit
+        ("late_drift_rate", pa.float64()),  # ||y(end) - y(settle + 1 trial)|| per trial time unit
     ]
 )
 MEMORY_CURVE_SCHEMA = pa.schema(
@@ -185,6 +186,7 @@ def analyse_model(
             "drift": mem.drift,
             "relative_drift": mem.drift / mem.stored_norm,
             "drift_rate": mem.drift_rate,
+            "late_drift_rate": mem.late_drift_rate,
         }
     )
     s = len(mem.t)
