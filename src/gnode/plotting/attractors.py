@@ -91,7 +91,7 @@ def attractor_figure(
             y = g["h_1"].to_numpy().reshape(k, k)
             sp = np.maximum(g["speed"].to_numpy().reshape(k, k), 1e-6)
             mesh = ax.pcolormesh(x, y, sp, norm=LogNorm(vmin=sp.min(), vmax=sp.max()), cmap="Greys",
-                                 shading="gouraud", alpha=0.85, rasterized=True)
+                                 shading="gouraud", rasterized=True)
             fig.colorbar(mesh, ax=ax, shrink=0.8, pad=0.02, label="speed ||dh/dt||")
             ax.streamplot(x, y, g["u"].to_numpy().reshape(k, k), g["v"].to_numpy().reshape(k, k), color="0.45",
                           density=0.7, linewidth=0.5, arrowsize=0.6)
@@ -158,7 +158,7 @@ def memory_figure(memory: pd.DataFrame, curves: pd.DataFrame, path, *, formats: 
                         linewidths=2)
     handles = [Line2D([], [], ls="", marker=markers[k % len(markers)], color="0.3", label=f"N={n}")
                for k, n in enumerate(sizes)]
-    ax2.legend(handles=handles, fontsize=7, frameon=False)
+    ax2.legend(handles=handles, fontsize=7, frameon=True, loc="best")
     ax2.set_yscale("log")
     ax2.set_xticks(range(len(order)), [MODEL_LABELS[m] for m in order])
     ax2.set_ylabel("drift / ||stored value||")
