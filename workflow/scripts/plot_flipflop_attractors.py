@@ -15,4 +15,4 @@ traj = read_table(sm.input.trajectories)
 plots.attractor_figure(read_table(sm.input.fixed_points), traj, read_table(sm.input.speed_grid), sm.output.attractors,
                        **opts)
 plots.memory_figure(read_table(sm.input.memory), read_table(sm.input.memory_curve), sm.output.memory, **opts)
-plots.gates_figure(read_table(sm.input.gates), traj, sm.output.gates, **opts)
+plots.gates_figure(read_table(sm.input.gates), sm.output.gates, **opts)

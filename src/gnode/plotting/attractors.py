@@ -168,8 +168,7 @@ def memory_figure(memory: pd.DataFrame, curves: pd.DataFrame, path, *, formats: 
     return save(fig, path, formats, dpi)
 
 
-def gates_figure(gates: pd.DataFrame, trajectories: pd.DataFrame, path, *, formats: Sequence[str] = ("png",),
-                 dpi=150):
+def gates_figure(gates: pd.DataFrame, path, *, formats: Sequence[str] = ("png",), dpi=150):
     """Adaptive time constants of the gated models (gnODE: tau/z; GRU, mGRU: dt/z).
 
     Left: mean gate z over units along one test trial, pulses shaded. Right: the median time
