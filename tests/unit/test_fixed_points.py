@@ -70,7 +70,8 @@ def test_stable_linear_system_single_point_at_origin_with_eigenvalues_of_a():
 def test_unstable_linear_system_is_flagged_unstable():
     q = rotation(1)
     a = q @ torch.diag(torch.tensor([0.7, -1.0, -1.5, 2.0], dtype=F64)) @ q.T
-    fp = find_fixed_points(linear_field(a), cube_states(10, 4, 1.0, seed=2))
+    with torch.no_grad():  # callers may be in no-grad mode: the search enables grad itself
+        fp = find_fixed_points(linear_field(a), cube_states(10, 4, 1.0, seed=2))
     assert len(fp) == 1
     assert fp.points.norm() < 1e-4
     torch.testing.assert_close(
