@@ -13,6 +13,9 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/flipflop.smk"
+include: "workflow/rules/expressivity.smk"
+include: "workflow/rules/realworld.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -169,6 +169,152 @@ class FlipFlopSettings(Strict):
     claims: FlipFlopClaims = Field(default_factory=FlipFlopClaims)
 
 
+class ExpressivityFlow(Strict):
+    """One flow-field class of the expressivity sweep (list them simplest to richest)."""
+
+    depth: int = Field(ge=0, le=16, description="L (0: single layer; with linear activation, a linear F)")
+    width: int = Field(0, ge=0, le=4096, description="M (ignored for depth 0)")
+    activation: Literal[tuple(ACTIVATIONS)] = Field(description="nonlinearity of F")  # type: ignore[valid-type]
+
+
+class ExpressivitySettings(Strict):
+    """The expressivity measure and its sweep (docs/expressivity.md documents every key)."""
+
+    n: list[PosInt] = Field(min_length=1, description="phase-space dimensions N of the sweep")
+    flows: list[ExpressivityFlow] = Field(min_length=1, description="flow fields, simplest to richest")
+    gated: list[bool] = Field(min_length=1, description="gnODE (true) and/or nODE (false)")
+    k_max: int = Field(ge=1, le=32, description="largest number of sinusoids K in a target")
+    targets_per_k: int = Field(ge=1, le=100, description="random targets per K (the median is scored)")
+    t_steps: int = Field(ge=10, le=100_000, description="Euler steps of a target window")
+    output_dim: int = Field(1, ge=1, le=16, description="channels of a target")
+    f_min: float = Field(2.0, gt=0, description="lowest frequency (cycles per window)")
+    min_gap: float = Field(1.5, gt=0, description="minimal gap between a target's frequencies (cycles per window)")
+    band_slack: float = Field(2.5, ge=0, description="extra width of the frequency band (cycles per window)")
+    alpha: float = Field(0.1, gt=0, le=1, description="Euler factor dt/tau of the autonomous models")
+    clamp: float = Field(1000.0, gt=0, description="state clamp (guards against blow-ups; hits are counted)")
+    init: Literal["oscillator", "xavier"] = Field("oscillator", description="initialisation of the fits")
+    restarts: int = Field(ge=1, le=100, description="restarts per fit; the best R2 is kept")
+    steps: int = Field(ge=1, le=1_000_000, description="Adam steps per fit (the same budget for every class)")
+    lr: float = Field(1e-2, gt=0, le=1, description="learning rate")
+    lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clip per fit")
+    threshold: float | Literal["adaptive"] = Field(
+        "adaptive", description="R2 a class must reach at K: a number, or adaptive = 1 - 1/(2K)"
+    )
+    max_members: int = Field(256, ge=1, le=100_000, description="fits batched in one ensemble at most")
+
+
+# ------------------------------------------------------------------ real-world benchmarks
+DATASET_NAMES = ("walker2d", "character_trajectories", "speech_commands")  # gnode.datasets.DATASETS
+Dataset = Literal[DATASET_NAMES]  # type: ignore[valid-type]
+
+
+class DatasetSource(Strict):
+    """Where one benchmark's files are found: local folders first, else a download."""
+
+    local_dirs: list[str] = Field(
+        default_factory=list,
+        description="folders searched first, in order (relative to the working directory; each may hold the "
+        "unpacked files or a folder up to two levels above them)",
+    )
+    download: bool = Field(True, description="download the archive (checksummed) when no local folder holds the data")
+
+
+class WalkerSource(DatasetSource):
+    local_dirs: list[str] = Field(
+        default_factory=lambda: ["../shared/data/walker2d", "data/walker2d"],
+        description="folders searched first, in order (relative to the working directory; each may hold the "
+        "rollout_NNN.npy files or a folder up to two levels above them)",
+    )
+    verify: Literal["all", "present", "none"] = Field(
+        "all",
+        description="all: the 400 published rollouts must all be present with their published SHA-256; "
+        "present: the rollouts present must match (a subset of the real data, for tests); none: no check",
+    )
+
+
+class DataSources(Strict):
+    """Local copies and download cache of the real-world datasets (keys data.<name>.local_dirs)."""
+
+    cache_dir: str = Field("resources/datasets", description="where archives are downloaded and unpacked")
+    walker2d: WalkerSource = Field(default_factory=WalkerSource)
+    character_trajectories: DatasetSource = Field(default_factory=lambda: DatasetSource(local_dirs=["data/character_trajectories"]))
+    speech_commands: DatasetSource = Field(default_factory=lambda: DatasetSource(local_dirs=["data/speech_commands"]))
+
+
+class SplitLimits(Strict):
+    """At most this many sequences per split, a seeded random subset (null: all), for reduced runs."""
+
+    train: PosInt | None = Field(None, description="training sequences kept (null: all)")
+    val: PosInt | None = Field(None, description="validation sequences kept (null: all)")
+    test: PosInt | None = Field(None, description="test sequences kept (null: all)")
+
+
+class RealWorldFlow(Strict):
+    """The flow field F of nODE/gnODE on the real-world tasks; its width follows N."""
+
+    depth: int = Field(1, ge=0, le=8, description="L: layers of F (0: one layer act(Wh+Ux+b) of N units)")
+    width_factor: float = Field(1.0, gt=0, le=64, description="M = round(width_factor * N): width of F's hidden layers")
+    activation: Literal[tuple(ACTIVATIONS)] = Field("tanh", description="nonlinearity of F")  # type: ignore[valid-type]
+
+
+class RealWorldIntegration(Strict):
+    """Euler integration of nODE/gnODE over the elapsed time of each bin (in the data's own time unit)."""
+
+    tau: float = Field(1.0, gt=0, description="time constant tau, in the data's time unit (Walker2d: one "
+                       "simulation step; CharacterTrajectories: one sample; Speech Commands: one frame)")
+    substeps: int = Field(1, ge=1, le=100, description="Euler sub-steps per bin; the step of a bin is dt / substeps")
+    init: Literal[INITS] = Field("xavier", description="xavier (released scripts) or critical (SPEC)")  # type: ignore[valid-type]
+
+
+class RealWorldTask(Strict):
+    """One real-world benchmark task: its data, the models, their shared parameter budget and training.
+
+    Every model gets the hidden size N (and flow width) whose parameter count is closest to
+    ``budget``; a count off by more than ``tolerance`` is an error. All models share the
+    optimiser (AdamW), schedule, early stopping and seeds.
+    """
+
+    dataset: Dataset = Field(description="which benchmark (data.<dataset> says where its files are)")
+    drop_rate: float = Field(0.0, ge=0, lt=1, description="character_trajectories: fraction of each sequence's points dropped")
+    max_per_class: PosInt | None = Field(None, description="speech_commands: at most this many clips per word and split")
+    limit: SplitLimits = Field(default_factory=SplitLimits)
+    standardize: bool = Field(True, description="walker2d: standardise inputs and targets with the training "
+                              "state mean/std; the loss weights each channel by its variance, so loss and test MSE "
+                              "are those of the raw state (the benchmark's metric)")
+    models: list[ModelKind] = Field(min_length=1, description="models trained")
+    seeds: list[Seed] = Field(min_length=1, description="initialisation and data-order seeds (one trained model each)")
+    budget: PosInt = Field(description="trainable parameters per model (readout included)")
+    tolerance: float = Field(0.1, gt=0, le=0.5, description="allowed relative deviation from the budget")
+    flow: RealWorldFlow = Field(default_factory=RealWorldFlow)
+    integration: RealWorldIntegration = Field(default_factory=RealWorldIntegration)
+    epochs: PosInt = Field(description="maximum training epochs")
+    batch_size: PosInt = Field(128, description="sequences per batch")
+    lr: dict[ModelKind, LearningRate] = Field(description="AdamW learning rate per model")
+    weight_decay: Decay = Field(0.0, description="AdamW weight decay")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="learning rate over the epochs")
+    min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr")
+    grad_clip: float | None = Field(None, gt=0, description="max gradient norm per model (null: no clipping)")
+    patience: int = Field(10, ge=0, description="early stopping: epochs without validation improvement (0: never)")
+    checkpoint_every: int = Field(5, ge=0, description="epochs between checkpoints (0: none)")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        missing = [m for m in self.models if m not in self.lr]
+        if missing:
+            raise ValueError(f"lr has no entry for models {missing}")
+        if self.drop_rate and self.dataset != "character_trajectories":
+            raise ValueError("drop_rate applies to dataset character_trajectories only")
+        if self.max_per_class is not None and self.dataset != "speech_commands":
+            raise ValueError("max_per_class applies to dataset speech_commands only")
+        return self
+
+
+class RealWorldSettings(Strict):
+    tasks: dict[Name, RealWorldTask] = Field(default_factory=dict, description="real-world tasks by name")
+
+
 class FigureSettings(Strict):
     formats: list[Literal["png", "pdf", "svg"]] = Field(["png", "pdf"], min_length=1, description="file types")
     dpi: int = Field(150, ge=50, le=600, description="resolution of raster figures")
@@ -182,6 +328,9 @@ class Config(Strict):
     dtype: Literal["float32", "float64"] = Field("float32", description="floating-point type of models")
     threads: int = Field(1, ge=1, le=256, description="torch threads per job (also the rule's threads)")
     flipflop: FlipFlopSettings
+    expressivity: ExpressivitySettings
+    data: DataSources = Field(default_factory=DataSources)
+    realworld: RealWorldSettings = Field(default_factory=RealWorldSettings)
     figures: FigureSettings = Field(default_factory=FigureSettings)
 
 
@@ -219,7 +368,8 @@ def format_errors(err: ValidationError) -> str:
     for e in err.errors():
         # pydantic appends the validator name for tagged unions etc.; keep only data keys
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = _loc(loc)
+        is_key = bool(loc) and loc[-1] == "[key]"  # pydantic's marker for a bad dictionary key
+        key = _loc(loc[:-1] if is_key else loc)
         kind = e["type"]
         value = e.get("input")
         if kind == "extra_forbidden":
@@ -232,7 +382,8 @@ def format_errors(err: ValidationError) -> str:
         ctx = e.get("ctx") or {}
         shown = json.dumps(value, default=str) if not isinstance(value, (dict, list)) else type(value).__name__
         detail = f"allowed: {ctx['expected']}" if "expected" in ctx else e["msg"]
-        lines.append(f"config key '{key}': got {shown}; {detail}")
+        what = "not an allowed name here" if is_key else f"got {shown}"
+        lines.append(f"config key '{key}': {what}; {detail}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

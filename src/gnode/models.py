@@ -129,6 +129,8 @@ class RecurrentEnsemble(nn.Module):
             the same initial weights on every device).
     """
 
+    use_scan = True  # node/gnode training: Euler scan with the hand-written backward (gnode.scan)
+
     def __init__(self, spec: ModelSpec, seeds: Sequence[int], *, device=None, dtype=torch.float32, initialise=True):
         super().__init__()
         self.spec = spec
@@ -229,8 +231,64 @@ class RecurrentEnsemble(nn.Module):
         """One Euler sub-step of a continuous model; ``alpha`` = step / tau, float or (E|1, B, 1)."""
         f = self.flow(h, xp)
         if self.spec.kind == "gnode":
-            return h + (alpha * self.gate(h, xp)) * (f - h)
-        return h + alpha * (f - h)
+            return torch.lerp(h, f, alpha * self.gate(h, xp))
+        return torch.lerp(h, f, alpha) if isinstance(alpha, float) else h + alpha * (f - h)
+
+    def _fused_euler(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
+        """The Euler scan of node/gnode; same states as :meth:`_fused_euler_autograd`.
+
+        When gradients are needed it runs :func:`gnode.scan.euler_scan` (forward without a
+        graph, hand-written backward pass); otherwise, or for anything it does not cover (a ``dt``
+        that requires grad, or ``use_scan = False`` for double backward / ``create_graph``, which
+        the scan does not support), the autograd loop.
+        """
+        params = [h, x] + list(self.parameters())
+        needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        if not (needs_grad and self.use_scan) or (dt is not None and dt.requires_grad):
+            return self._fused_euler_autograd(x, h, dt)
+        from gnode.scan import euler_scan
+
+        spec = self.spec
+        xp_all = self.project_inputs(x)
+        pre_x = torch.cat([xp_all["U_1"], xp_all["U_z"]], -1) if spec.kind == "gnode" else xp_all["U_1"]
+        if dt is None:
+            alpha = spec.alpha
+        else:
+            d = dt if dt.dim() == 3 else dt.unsqueeze(0)
+            alpha = spec.alpha * (d / spec.dt)  # (E|1, B, T), as _bin_scale per bin
+        return euler_scan(self, pre_x, h, alpha)
+
+    def _fused_euler_autograd(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
+        """The Euler scan of node/gnode with the first layer and the gate in one product per step.
+
+        Same arithmetic as :meth:`euler_step`; h @ [W_1 | W_z] is one batched matmul, and the
+        input terms of both are computed for all bins before the loop.
+        """
+        spec = self.spec
+        gated = spec.kind == "gnode"
+        act = ACTIVATIONS[spec.activation]
+        xp_all = self.project_inputs(x)
+        first = xp_all["U_1"].shape[-1]
+        w = torch.cat([self.W_1, self.W_z], -1) if gated else self.W_1
+        pre_x = (torch.cat([xp_all["U_1"], xp_all["U_z"]], -1) if gated else xp_all["U_1"]).unbind(2)
+        hidden = [(getattr(self, f"W_{k}"), getattr(self, f"b_{k}")) for k in range(2, spec.depth + 1)]
+        states = []
+        for k in range(x.shape[2]):
+            alpha = spec.alpha * self._bin_scale(dt, k)
+            for _ in range(spec.substeps):
+                pre = torch.baddbmm(pre_x[k], h, w)
+                a = act(pre[..., :first]) if gated else act(pre)
+                for wk, bk in hidden:
+                    a = act(torch.baddbmm(bk, a, wk))
+                f = torch.baddbmm(self.b_out, a, self.W_out) if spec.depth >= 1 else a
+                if gated:
+                    h = torch.lerp(h, f, alpha * torch.sigmoid(pre[..., first:]))
+                elif isinstance(alpha, float):
+                    h = torch.lerp(h, f, alpha)
+                else:
+                    h = h + alpha * (f - h)
+            states.append(h)
+        return torch.stack(states, dim=2)
 
     # ------------------------------------------------------------ forward
     def forward(self, x: Tensor, h0: Tensor | None = None, dt: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -264,11 +322,15 @@ class RecurrentEnsemble(nn.Module):
         return (d / self.spec.dt).unsqueeze(-1)
 
     def _scan(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
-        xp_all = self.project_inputs(x)
+        if self.spec.kind in CONTINUOUS_KINDS:
+            return self._fused_euler(x, h, dt)
+        # unbind, not indexing: the backward of x[:, :, k] allocates and fills a whole
+        # (E, B, T, .) zero tensor per bin (O(T^2) work); unbind's backward is one stack
+        xp_bins = {n: p.unbind(2) for n, p in self.project_inputs(x).items()}
         continuous = self.spec.kind in CONTINUOUS_KINDS
         states = []
         for k in range(x.shape[2]):
-            xp = {n: p[:, :, k] for n, p in xp_all.items()}
+            xp = {n: p[k] for n, p in xp_bins.items()}
             if continuous:
                 alpha = self.spec.alpha * self._bin_scale(dt, k)
                 for _ in range(self.spec.substeps):

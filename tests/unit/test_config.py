@@ -42,6 +42,7 @@ def test_the_test_config_overrides_every_default_experiment_at_tiny_scale():
     assert cfg.flipflop.data.n_trials <= 50
     a = cfg.flipflop.analysis
     assert a.n_initial * a.n_iter <= 5000 and a.memory_probes * a.memory_horizons <= 20
+    assert cfg.expressivity.steps <= 10 and max(cfg.expressivity.n) <= 2
 
 
 def test_sizes_of_a_model_are_its_model_sizes_entry_else_the_experiment_sizes():
@@ -80,7 +81,7 @@ def test_schema_file_is_in_sync_with_the_models():
          "config key 'flipflop.experiments.3bit_fixed.flow.dept': unknown key; allowed keys here: activation, depth, width"),
         (("flipflop", "data", "n_train"), 900, "n_train (900) must be smaller than n_trials (600)"),
         (("flipflop", "experiments", "3bit_fixed", "model_sizes"), {"lstm": [2]},
-         "config key 'flipflop.experiments.3bit_fixed.model_sizes.lstm.[key]': got \"lstm\""),
+         "config key 'flipflop.experiments.3bit_fixed.model_sizes.lstm': not an allowed name here; allowed: 'rnn'"),
         (("flipflop", "experiments", "2bit_ring", "model_sizes"), {"gru": [2]},
          "model_sizes names models that are not trained: ['gru']"),
         (("flipflop", "analysis", "fixed_speed"), 1.0, "fixed_speed (1.0) must not exceed slow_speed (0.05)"),

@@ -4,8 +4,10 @@ import torch
 
 from gnode.config import ConfigError, validate_config
 from gnode.runtime import source_hash
+from gnode.studies import expressivity as ex_study
 from gnode.studies import flipflop as ff
 from gnode.studies import flipflop_analysis as ffa
+from gnode.studies import realworld as rw
 
 
 try:
@@ -14,6 +16,7 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 EXPERIMENTS = CFG.flipflop.experiments
+REALWORLD = CFG.realworld.tasks
 FIG_FORMATS = list(CFG.figures.formats)
 EXTRA_FORMATS = [f for f in FIG_FORMATS if f != "png"]
 RUN = {"device": CFG.device, "dtype": CFG.dtype}
@@ -30,9 +33,20 @@ CODE = {
         "gnode.models", "gnode.fixed_points", "gnode.attractors", "gnode.studies.flipflop",
         "gnode.studies.flipflop_analysis", "gnode.io",
     ),
-    "claims": source_hash("gnode.claims", "gnode.studies.flipflop_claims", "gnode.io"),
+    "flipflop_claims": source_hash("gnode.claims", "gnode.studies.flipflop_claims", "gnode.io"),
     "plot": source_hash("gnode.plotting"),
+    "claims": source_hash("gnode.claims"),
+    "expressivity": source_hash("gnode.models", "gnode.training", "gnode.expressivity", "gnode.studies.expressivity"),
+    "realworld_data": source_hash("gnode.datasets", "gnode.studies.realworld", "gnode.io"),
+    "realworld_train": source_hash("gnode.models", "gnode.training", "gnode.studies.realworld", "gnode.io"),
+    "realworld_summary": source_hash("gnode.studies.realworld", "gnode.claims", "gnode.io"),
 }
+# memory (MB) of the real-world jobs per dataset: Speech Commands holds ~35k clips x 161 x 20
+REALWORLD_DATA_MEM = {"walker2d": 2000, "character_trajectories": 2000, "speech_commands": 8000}
+REALWORLD_TRAIN_MEM = {"walker2d": 4000, "character_trajectories": 4000, "speech_commands": 16000}
+
+# claims files of the study parts; each study's rule file appends its own
+CLAIMS_FILES = []
 
 
 wildcard_constraints:
@@ -74,6 +88,28 @@ def flipflop_figures():
     ]
 
 
+def realworld_files(kind, task=None):
+    """Paths of one kind of per-job file (evaluation.parquet, ...) of the real-world benchmarks."""
+    return [
+        f"results/realworld/{t}/{m}/{kind}"
+        for t, spec in REALWORLD.items()
+        if task in (None, t)
+        for m in spec.models
+    ]
+
+
+def realworld_outputs():
+    if not REALWORLD:
+        return []
+    figures = [f"results/figures/realworld/{t}.png" for t in REALWORLD]
+    return [
+        "results/realworld/summary.parquet",
+        "results/realworld/claims.parquet",
+        "results/realworld/summary.html",
+        *figures,
+    ]
+
+
 def final_outputs():
     return [
         "results/flipflop/summary.parquet",
@@ -81,4 +117,8 @@ def final_outputs():
         "results/flipflop/claims.parquet",
         "results/flipflop/claims.html",
         *flipflop_figures(),
+        *realworld_outputs(),
+        *[f"results/figures/expressivity/{name}.png" for name in ["heatmaps", "iso", "params", "r2", "examples"]],
+        "results/claims.parquet",
+        "results/claims.html",
     ]

@@ -1,5 +1,8 @@
 # The flip-flop study: data -> training (one ensemble per experiment x model x N) ->
-# evaluation -> summary table and figures.
+# evaluation -> summary table and figures; attractor analysis per experiment -> its figures;
+# the claims table.
+
+CLAIMS_FILES.append("results/flipflop/claims.parquet")
 
 
 rule prepare_flipflop_data:
@@ -215,7 +218,7 @@ rule plot_flipflop_overview:
         "../scripts/plot_flipflop_overview.py"
 
 
-rule flipflop_claims:
+rule claims_flipflop:
     input:
         summary=rules.summarise_flipflop.output.summary,
         fixed_points=flipflop_analysis("fixed_points"),
@@ -230,12 +233,12 @@ rule flipflop_claims:
             "tasks": {name: exp.task for name, exp in EXPERIMENTS.items()},
             "thresholds": CFG.flipflop.claims.model_dump(),
         },
-        code=CODE["claims"],
+        code=CODE["flipflop_claims"],
     log:
-        "logs/flipflop_claims.log",
+        "logs/claims_flipflop.log",
     conda:
         "../envs/gnode.yaml"
     message:
         "Testing the flip-flop findings (claims table)"
     script:
-        "../scripts/flipflop_claims.py"
+        "../scripts/claims_flipflop.py"

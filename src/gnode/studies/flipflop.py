@@ -108,15 +108,15 @@ SUMMARY_SCHEMA = pa.schema(
 # ------------------------------------------------------------------------------ data
 def data_settings(cfg: Config, task: str) -> dict:
     """Everything a task's data depends on (a rule's params: a change re-generates the data)."""
-    return {"task": task, "seed": cfg.seed, **cfg.flipflop.data.model_dump()}
+    return {"task": task, "base_seed": cfg.seed, **cfg.flipflop.data.model_dump()}
 
 
 def make_data(settings: dict) -> pd.DataFrame:
     """Generate a task's trials (settings of :func:`data_settings`) as a long table (trial, bin, channel)."""
-    d = FlipFlopData.model_validate({k: v for k, v in settings.items() if k not in ("task", "seed")})
+    d = FlipFlopData.model_validate({k: v for k, v in settings.items() if k not in ("task", "base_seed")})
     task = settings["task"]
     data = flipflop.generate(
-        task, d.n_trials, seed=derive_seed(settings["seed"], d.seed, stable_id(task)), n_bins=d.n_bins,
+        task, d.n_trials, seed=derive_seed(settings["base_seed"], d.seed, stable_id(task)), n_bins=d.n_bins,
         pulse_width=d.pulse_width,
     )
     n, t, c = data.inputs.shape

@@ -1,0 +1,63 @@
+"""P2: achieved training FLOP/s of the N = 100 flip-flop ensemble vs a large torch matmul.
+
+Training FLOPs are counted analytically from the matrix products of the Euler scan (forward)
+times 3 (backward ~ 2x forward); element-wise work is not counted, so the ratio is a lower
+bound of the machine's use. Both numbers are measured side by side in one run.
+
+    python benchmarks/p2_flops.py [--members 27] [--batches 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, timeit  # noqa: E402
+
+from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
+from gnode.training import FitSettings, fit  # noqa: E402
+
+
+def forward_flops(spec: ModelSpec, batch: int, bins: int) -> float:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass of one member."""
+    n, m, i, o = spec.n_hidden, spec.width, spec.n_input, spec.n_output
+    per_step = n * m + (spec.depth - 1) * m * m + m * n + (n * n if spec.kind == "gnode" else 0)
+    per_bin = per_step * spec.substeps
+    inputs = i * (m + (n if spec.kind == "gnode" else 0))
+    return 2.0 * batch * bins * (per_bin + inputs + n * o)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--members", type=int, default=27)
+    ap.add_argument("--batches", type=int, default=2, help="optimiser steps timed")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print(f"P2 training FLOP/s vs matmul FLOP/s — {machine()}")
+    size = 2048
+    x, y = torch.randn(size, size), torch.randn(size, size)
+    t_mm = timeit(lambda: x @ y, repeat=5)
+    mm = 2 * size**3 / t_mm
+    spec = ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100)
+    batch, bins = 100, 100
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(batch * a.batches, bins, 3, generator=g), torch.randn(batch * a.batches, bins, 3, generator=g))
+    small_test = (data[0][:1], data[1][:1])
+    ens = RecurrentEnsemble(spec, list(range(a.members)))
+    settings = FitSettings(epochs=1, batch_size=batch, lr=[1e-3] * a.members, weight_decay=[0.1] * a.members,
+                           seeds=list(range(a.members)))
+    t_train = timeit(lambda: fit(ens, data, small_test, settings), repeat=1)
+    flops = 3 * forward_flops(spec, batch, bins) * a.batches * a.members
+    print(f"  matmul {size}x{size}: {mm / 1e9:.1f} GFLOP/s")
+    print(f"  gnode N=100 F 3x100 ensemble of {a.members}, {a.batches} steps of batch {batch} x {bins} bins: "
+          f"{flops / t_train / 1e9:.1f} GFLOP/s ({t_train:.2f} s)")
+    print(f"  ratio {flops / t_train / mm:.0%} of the matmul rate")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""P3: the native Euler scan vs torchdiffeq's ``euler`` on the same model, forward + backward.
+
+Prints the ratio torchdiffeq / native, measured side by side in one run.
+
+    python benchmarks/p3_euler_vs_torchdiffeq.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, timeit  # noqa: E402
+
+from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
+
+
+def step(model, x):
+    model.zero_grad(set_to_none=True)
+    y, _ = model(x)
+    y.pow(2).mean().backward()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print(f"P3 native Euler vs torchdiffeq euler (forward + backward) — {machine()}")
+    cases = [
+        ("3-bit flip-flop gnode N=100 F 3x100, B=100, T=100", dict(kind="gnode", n_input=3, n_hidden=100,
+                                                                   n_output=3, depth=3, width=100), 100, 100, 3),
+        ("small gnode N=12 F 3x100, B=100, T=100", dict(kind="gnode", n_input=3, n_hidden=12, n_output=3, depth=3,
+                                                        width=100), 100, 100, 3),
+    ]
+    for name, kw, batch, bins, i in cases:
+        x = torch.randn(batch, bins, i, generator=torch.Generator().manual_seed(0))
+        native = RecurrentEnsemble(ModelSpec(**kw), [0])
+        tdq = RecurrentEnsemble(ModelSpec(**kw, solver="euler"), [0])
+        t_n = timeit(lambda: step(native, x), repeat=3)
+        t_t = timeit(lambda: step(tdq, x), repeat=3)
+        print(f"  {name}: torchdiffeq {t_t * 1e3:.0f} ms  native {t_n * 1e3:.0f} ms  ratio {t_t / t_n:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The expressivity study, one function per workflow step: fit, score, examples, figures.
+
+A fitting job covers one (flow field, gated) pair of the sweep over all N (the fits of a class
+do not depend on how the sweep is split). Tables: fits (one row per class x K x target), scores
+(one row per class), examples (trajectories), claims (gnode.claims schema).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from gnode import expressivity as ex
+from gnode import io
+from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
+from gnode.config import Config
+from gnode.runtime import DTYPES, resolve_device
+
+logger = logging.getLogger(__name__)
+
+
+def sweep_settings(cfg: Config) -> dict:
+    """The expressivity settings as the plain dict of :func:`gnode.expressivity.run_sweep`."""
+    return cfg.expressivity.model_dump()
+
+
+def job_settings(cfg: Config, flow: int, gated: bool) -> dict:
+    """What one fitting job depends on: the sweep restricted to one flow field and gating."""
+    s = sweep_settings(cfg)
+    s |= {"flows": [s["flows"][flow]], "gated": [bool(gated)]}
+    return {"seed": cfg.seed, "device": cfg.device, "dtype": cfg.dtype, "sweep": s}
+
+
+def fit_job(settings: dict, out_fits: str | Path) -> None:
+    """Fit every (N, K, target, restart) of one flow field and gating; write the fits table."""
+    device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
+    fits, _ = ex.run_sweep(settings["sweep"], device=device, dtype=dtype, seed=settings["seed"], log=logger)
+    io.write_table(fits[ex.FIT_COLUMNS], out_fits, ex.FIT_SCHEMA, io.provenance(settings, device=device))
+
+
+def _claims_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    """The measure's claims in the shared claims schema."""
+    ids = ["ex_grows_with_n", "ex_grows_with_flow", "ex_richer_flow_lower_n", "ex_gating_helps", "ex_linear_check"]
+    comparisons = [">=", ">=", ">", ">", ">="]
+    rows = []
+    for cid, cmp, r in zip(ids, comparisons, ex.claims(scores).itertuples()):
+        rows.append(claim("expressivity", cid, r.claim, r.statistic, r.value, cmp, r.threshold,
+                          note=f"N in {sorted(scores['n'].unique())}, {scores['flow'].nunique()} flow fields"))
+    return claims_frame(rows)
+
+
+def score_job(cfg_sweep: dict, fit_paths: list[str], out_scores, out_claims) -> pd.DataFrame:
+    """Score every class from the fits of all jobs; write the scores and the claims."""
+    fits = pd.concat([io.read_table(p) for p in fit_paths], ignore_index=True)
+    s = ex.resolve_settings(cfg_sweep)
+    scores = ex.score(fits, s["threshold"], flow_order=[ex.flow_label(f) for f in s["flows"]])
+    prov = io.provenance({"sweep": cfg_sweep, "inputs": sorted(map(str, fit_paths))})
+    io.write_table(scores[ex.SCORE_COLUMNS], out_scores, ex.SCORE_SCHEMA, prov)
+    io.write_table(_claims_rows(scores), out_claims, CLAIMS_SCHEMA, prov)
+    return scores
+
+
+def example_classes(sweep: dict) -> tuple[list[dict], list[int]]:
+    """The classes and K of the example panel: the two smallest N >= 2, the simplest and richest
+    flow, non-gated, K = 1..3."""
+    ns = [n for n in sorted(sweep["n"]) if n >= 2][:2] or sorted(sweep["n"])[:1]
+    flows = [sweep["flows"][0]] + ([sweep["flows"][-1]] if len(sweep["flows"]) > 1 else [])
+    classes = [{"n": n, **f, "gated": False} for f in flows for n in ns]
+    return classes, list(range(1, min(3, sweep["k_max"]) + 1))
+
+
+def examples_job(settings: dict, out_examples) -> None:
+    """Target and fitted trajectories of a few classes (the example panel)."""
+    device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
+    classes, ks = example_classes(settings["sweep"])
+    df = ex.example_fits(classes, ks, settings["sweep"], device=device, dtype=dtype, seed=settings["seed"], log=logger)
+    io.write_table(df[ex.EXAMPLE_COLUMNS], out_examples, ex.EXAMPLE_SCHEMA, io.provenance(settings, device=device))
+
+
+def plot_job(fit_paths: list[str], scores_path, examples_path, out: dict, threshold="adaptive") -> None:
+    """Draw the expressivity figures; ``out`` maps figure name -> PNG path (a PDF is written beside)."""
+    from gnode.plotting import expressivity as plots
+
+    fits = pd.concat([io.read_table(p) for p in fit_paths], ignore_index=True)
+    scores = io.read_table(scores_path)
+    plots.plot_score_heatmaps(scores, out["heatmaps"])
+    plots.plot_iso_expressivity(scores, out["iso"])
+    plots.plot_score_vs_params(scores, out["params"])
+    plots.plot_r2_vs_k(fits, out["r2"], threshold=threshold)
+    plots.plot_example_fits(io.read_table(examples_path), out["examples"])

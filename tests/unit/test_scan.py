@@ -1,0 +1,115 @@
+"""The Euler scan with the hand-written backward (gnode.scan) against the autograd loop."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from gnode.models import ModelSpec, RecurrentEnsemble
+from gnode.scan import EulerScan, euler_scan, scan_params
+
+E, B, T, I = 2, 3, 5, 2
+
+
+def _model(kind, depth, act, substeps, learn_h0=True, n=4, width=5):
+    spec = ModelSpec(kind=kind, n_input=I, n_hidden=n, n_output=2, depth=depth, width=width, activation=act,
+                     tau=0.05, dt=0.01, substeps=substeps, learn_h0=learn_h0)
+    model = RecurrentEnsemble(spec, [1, 2], dtype=torch.float64)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # non-zero h0 and biases
+    return model
+
+
+def _run(model, x, dt, scan: bool):
+    """States and the gradients of every parameter and of x."""
+    x = x.clone().requires_grad_(True)
+    model.zero_grad(set_to_none=True)
+    e, b = x.shape[0], x.shape[1]
+    h = model.initial_state(b)
+    fn = model._fused_euler if scan else model._fused_euler_autograd
+    states = fn(x, h, dt)
+    y = torch.baddbmm(model.b_o, states.reshape(e, b * x.shape[2], -1), model.W_o)
+    loss = (y.sin() * torch.linspace(0.5, 1.5, y.shape[1], dtype=y.dtype).unsqueeze(-1)).sum() + states.pow(2).sum()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    return states.detach(), grads, x.grad.clone()
+
+
+CASES = list(itertools.product(("node", "gnode"), (0, 1, 3), ("relu", "tanh", "linear"), (1, 3), (False, True)))
+
+
+@pytest.mark.parametrize("kind,depth,act,substeps,irregular", CASES)
+def test_scan_matches_autograd(kind, depth, act, substeps, irregular):
+    torch.manual_seed(0)
+    model = _model(kind, depth, act, substeps)
+    x = torch.randn(E, B, T, I, dtype=torch.float64)
+    dt = None
+    if irregular:  # per-sample bin widths, shared by members (B, T) or per member (E, B, T)
+        shape = (B, T) if depth != 1 else (E, B, T)
+        dt = 0.01 * (0.5 + torch.rand(shape, dtype=torch.float64))
+    s_ref, g_ref, gx_ref = _run(model, x, dt, scan=False)
+    s, g, gx = _run(model, x, dt, scan=True)
+    torch.testing.assert_close(s, s_ref, rtol=0, atol=1e-12)
+    assert set(g) == set(g_ref)
+    for name in g_ref:
+        torch.testing.assert_close(g[name], g_ref[name], rtol=1e-10, atol=1e-10, msg=name)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_forward_uses_scan_and_matches():
+    """model(x) in training mode goes through EulerScan; its loss gradient matches the reference."""
+    torch.manual_seed(1)
+    model = _model("gnode", 2, "tanh", 2, learn_h0=False)
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    y, states = model(x)
+    assert type(states.grad_fn).__name__.startswith("EulerScanBackward")
+    y.pow(2).mean().backward()
+    g = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    e, b, t = model.n_members, B, T
+    st = model._fused_euler_autograd(model._expand_input(x), model.initial_state(b), None)
+    y2 = torch.baddbmm(model.b_o, st.reshape(e, b * t, -1), model.W_o).reshape(e, b, t, -1)
+    y2.pow(2).mean().backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(g[n], p.grad, rtol=1e-10, atol=1e-12, msg=n)
+    with torch.no_grad():  # no graph: the plain loop
+        _, st3 = model(x)
+    torch.testing.assert_close(st3, states.detach(), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind,alpha_tensor", [("gnode", False), ("node", True), ("gnode", True)])
+def test_gradcheck(kind, alpha_tensor):
+    torch.manual_seed(2)
+    model = _model(kind, 2, "tanh", 2, n=3, width=3)
+    e, b, t = 2, 2, 3
+    p = (model.W_1.shape[-1] + (3 if kind == "gnode" else 0))
+    x_pre = torch.randn(e, b, t, p, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(e, b, 3, dtype=torch.float64, requires_grad=True)
+    alpha = (0.1 + 0.2 * torch.rand(1, b, t, 1, dtype=torch.float64)) if alpha_tensor else 0.2
+    params = [q.detach().clone().requires_grad_(True) for q in scan_params(model)]
+    cfg = ("tanh", 2, kind == "gnode", 2)
+
+    def fn(h0, x_pre, *ps):
+        return EulerScan.apply(cfg, h0, x_pre, alpha, *ps)
+
+    assert torch.autograd.gradcheck(fn, (h0, x_pre, *params))
+
+
+def test_euler_scan_alpha_tensor_shape():
+    model = _model("gnode", 1, "relu", 1)
+    x_pre = torch.randn(E, B, T, 5 + 4, dtype=torch.float64)
+    h0 = torch.zeros(E, B, 4, dtype=torch.float64)
+    a = euler_scan(model, x_pre, h0, torch.full((1, B, T), model.spec.alpha, dtype=torch.float64))
+    b = euler_scan(model, x_pre, h0, model.spec.alpha)
+    assert a.shape == (E, B, T, 4)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+
+
+def test_use_scan_off_gives_autograd_graph():
+    model = _model("node", 1, "relu", 1)
+    model.use_scan = False
+    _, states = model(torch.randn(B, T, I, dtype=torch.float64))
+    assert not type(states.grad_fn).__name__.startswith("EulerScan")

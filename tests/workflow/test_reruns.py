@@ -1,0 +1,62 @@
+"""Incremental re-runs: a change re-runs exactly the jobs it feeds (dry runs on a finished run)."""
+
+import shutil
+
+import pytest
+
+from .conftest import ROOT, models_of, planned_jobs
+
+TEST = ["--configfile", "config/test/config.yaml"]
+# the figure rules that take the figure settings; every figure rule carries the hash of gnode.plotting
+FIGURE_RULES = {"plot_flipflop", "plot_flipflop_attractors", "plot_flipflop_overview", "plot_realworld"}
+PLOTTING_CODE_RULES = FIGURE_RULES | {"plot_expressivity"}
+
+
+@pytest.fixture
+def finished(tiny_run, tmp_path):
+    """A copy of the finished tiny run (results and Snakemake's metadata, mtimes kept), with
+    its own copy of the gnode sources on PYTHONPATH so that a test may edit them."""
+    work, _ = tiny_run
+    dest = tmp_path / "run"
+    shutil.copytree(work, dest, symlinks=True)
+    shutil.copytree(ROOT / "src", dest / "src")
+    env = {"PYTHONPATH": str(dest / "src")}
+    assert planned_jobs(dest, *TEST, env=env) == {}, "the copied run should be complete"
+    return dest, env
+
+
+def test_a_figure_setting_reruns_only_the_figure_rules(finished):
+    work, env = finished
+    jobs = planned_jobs(work, *TEST, "--config", "figures={'formats': ['png'], 'dpi': 61}", env=env)
+    assert set(jobs) == FIGURE_RULES | {"all"}
+
+
+def test_one_model_setting_reruns_only_the_jobs_it_feeds(finished):
+    work, env = finished
+    (work / "config" / "lr.yaml").write_text(
+        "flipflop:\n  experiments:\n    3bit_fixed:\n      lr: {gnode: [0.002]}\n"
+    )
+    jobs = planned_jobs(work, *TEST, "config/lr.yaml", env=env)
+    assert models_of(jobs["train_flipflop"]) == ["gnode"]
+    assert models_of(jobs["evaluate_flipflop"]) == ["gnode"]
+    assert "prepare_flipflop_data" not in jobs
+    # only what depends on the gnODE results follows
+    assert set(jobs) - {"train_flipflop", "evaluate_flipflop"} <= {
+        "summarise_flipflop", "plot_flipflop", "gather_claims", "all"
+    } | {r for r in jobs if r.startswith(("analyse_flipflop", "plot_flipflop", "claims_flipflop"))}
+
+
+def test_editing_gnode_source_reruns_the_jobs_whose_code_changed(finished):
+    work, env = finished
+    plots = work / "src" / "gnode" / "plotting" / "flipflop.py"
+    plots.write_text(plots.read_text() + "\n# an edit\n")
+    assert set(planned_jobs(work, *TEST, env=env)) == PLOTTING_CODE_RULES | {"all"}
+
+    models = work / "src" / "gnode" / "models.py"
+    models.write_text(models.read_text() + "\n# an edit\n")
+    jobs = planned_jobs(work, *TEST, env=env)
+    # every flip-flop training job of the tiny overlay (3-bit fixed has all five models); the
+    # "Training ..." messages of the real-world jobs are left out
+    flipflop = [m for m in jobs["train_flipflop"] if "flip-flop" in m]
+    assert set(models_of(flipflop)) == {"rnn", "gru", "mgru", "node", "gnode"} and len(flipflop) == 11
+    assert "prepare_flipflop_data" not in jobs

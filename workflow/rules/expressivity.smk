@@ -1,0 +1,100 @@
+# The expressivity study: fit sinusoid targets with autonomous nODE/gnODE classes (one job per
+# flow field x gating, all N batched), score them, and draw the figures.
+
+EX_FLOWS = range(len(CFG.expressivity.flows))
+EX_GATED = [int(g) for g in CFG.expressivity.gated]
+EX_FIGURES = ["heatmaps", "iso", "params", "r2", "examples"]
+CLAIMS_FILES.append("results/expressivity/claims.parquet")
+
+
+rule fit_expressivity:
+    output:
+        fits="results/expressivity/fits/flow{flow}_gated{gated}.parquet",
+    params:
+        settings=lambda w: ex_study.job_settings(CFG, int(w.flow), bool(int(w.gated))),
+        code=CODE["expressivity"],
+    threads: CFG.threads
+    resources:
+        mem_mb=4000,
+        runtime=240,
+        gpu=USES_GPU,
+    log:
+        "logs/fit_expressivity/flow{flow}_gated{gated}.log",
+    benchmark:
+        "logs/benchmarks/fit_expressivity/flow{flow}_gated{gated}.tsv"
+    conda:
+        "../envs/gnode.yaml"
+    message:
+        "Fitting expressivity targets: flow field {wildcards.flow}, gated={wildcards.gated}"
+    script:
+        "../scripts/fit_expressivity.py"
+
+
+rule score_expressivity:
+    input:
+        fits=expand("results/expressivity/fits/flow{flow}_gated{gated}.parquet", flow=EX_FLOWS, gated=EX_GATED),
+    output:
+        scores="results/expressivity/scores.parquet",
+        claims="results/expressivity/claims.parquet",
+    params:
+        sweep=ex_study.sweep_settings(CFG),
+        code=CODE["expressivity"],
+    log:
+        "logs/score_expressivity.log",
+    conda:
+        "../envs/gnode.yaml"
+    message:
+        "Scoring the expressivity sweep"
+    script:
+        "../scripts/score_expressivity.py"
+
+
+rule examples_expressivity:
+    output:
+        examples="results/expressivity/examples.parquet",
+    params:
+        settings=lambda w: {"seed": CFG.seed, **RUN, "sweep": ex_study.sweep_settings(CFG)},
+        code=CODE["expressivity"],
+    threads: CFG.threads
+    resources:
+        mem_mb=2000,
+        runtime=60,
+        gpu=USES_GPU,
+    log:
+        "logs/examples_expressivity.log",
+    conda:
+        "../envs/gnode.yaml"
+    message:
+        "Fitting the expressivity example panel"
+    script:
+        "../scripts/examples_expressivity.py"
+
+
+rule plot_expressivity:
+    input:
+        fits=rules.score_expressivity.input.fits,
+        scores=rules.score_expressivity.output.scores,
+        examples=rules.examples_expressivity.output.examples,
+    output:
+        heatmaps=report("results/figures/expressivity/heatmaps.png", caption="../report/expressivity_heatmaps.rst",
+                        category="Expressivity"),
+        iso=report("results/figures/expressivity/iso.png", caption="../report/expressivity_iso.rst",
+                   category="Expressivity"),
+        params=report("results/figures/expressivity/params.png", caption="../report/expressivity_params.rst",
+                      category="Expressivity"),
+        r2=report("results/figures/expressivity/r2.png", caption="../report/expressivity_r2.rst",
+                  category="Expressivity"),
+        examples=report("results/figures/expressivity/examples.png", caption="../report/expressivity_examples.rst",
+                        category="Expressivity"),
+        pdf=expand("results/figures/expressivity/{name}.pdf", name=EX_FIGURES),
+    params:
+        threshold=CFG.expressivity.threshold,
+        code=CODE["plot"],
+    log:
+        "logs/plot_expressivity.log",
+    conda:
+        "../envs/gnode.yaml"
+    message:
+        "Drawing the expressivity figures"
+    script:
+        "../scripts/plot_expressivity.py"
