@@ -85,7 +85,11 @@ class Experiment(Strict):
 
     task: Literal[VARIANTS] = Field(description="flip-flop variant")  # type: ignore[valid-type]
     models: list[ModelKind] = Field(min_length=1, description="models trained")
-    sizes: list[PosInt] = Field(min_length=1, description="phase-space dimensions N")
+    sizes: list[PosInt] = Field(min_length=1, description="phase-space dimensions N (of every model not in model_sizes)")
+    model_sizes: dict[ModelKind, list[PosInt]] = Field(
+        default_factory=dict,
+        description="per-model sizes N overriding `sizes` for the models listed (e.g. gnode: [100, 6, 3])",
+    )
     epochs: PosInt = Field(description="training epochs")
     seeds: list[Seed] = Field(min_length=1, description="initialisation and data-order seeds")
     lr: dict[ModelKind, list[LearningRate]] = Field(description="learning rates per model (grid axis)")
@@ -100,12 +104,69 @@ class Experiment(Strict):
         missing = [m for m in self.models if m not in self.lr]
         if missing:
             raise ValueError(f"lr has no entry for models {missing}")
+        stray = [m for m in self.model_sizes if m not in self.models]
+        if stray:
+            raise ValueError(f"model_sizes names models that are not trained: {stray}")
+        empty = [m for m, sizes in self.model_sizes.items() if not sizes]
+        if empty:
+            raise ValueError(f"model_sizes of {empty} is empty")
         return self
+
+    def sizes_of(self, model: str) -> list[int]:
+        """The sizes N trained for ``model``: its ``model_sizes`` entry, else ``sizes``."""
+        return list(self.model_sizes.get(model, self.sizes))
+
+
+class AttractorAnalysis(Strict):
+    """Fixed/slow points, memory test and gates of every trained flip-flop model (zero input).
+
+    Speeds are ||dh/dt|| in state units per trial time unit (a trial is [0, 1]); for the
+    discrete-time models dh/dt means (h_{t+1} - h_t) / dt.
+    """
+
+    n_initial: int = Field(256, ge=1, le=100_000, description="initial states of the fixed-point search")
+    n_iter: int = Field(1500, ge=1, le=1_000_000, description="max Adam steps of the fixed-point search")
+    lr: float = Field(0.01, gt=0, le=10, description="Adam step of the search (state units)")
+    noise_std: float = Field(0.01, ge=0, description="noise added to the initial states (state units)")
+    slow_speed: float = Field(0.05, gt=0, description="a slow point moves slower than this (kept by the search)")
+    fixed_speed: float = Field(1e-3, gt=0, description="a fixed point moves slower than this (<= slow_speed)")
+    dedup_tol: float = Field(1e-3, ge=0, description="points closer than this (state units) are merged")
+    max_points: int = Field(500, ge=1, le=100_000, description="keep at most this many points (slowest first)")
+    trajectory_trials: int = Field(20, ge=1, le=10_000, description="test trials whose states seed the search and are drawn")
+    grid_points: int = Field(41, ge=5, le=1000, description="grid per axis of the speed background (N = 2)")
+    memory_probes: int = Field(32, ge=1, le=100_000, description="stored values of the memory test")
+    memory_horizons: float = Field(10.0, gt=0, le=1000, description="free-run length of the memory test, in trial lengths")
+    memory_settle_bins: int = Field(10, ge=0, le=1000, description="bins after the last pulse before drift is measured")
+    memory_samples: int = Field(100, ge=2, le=100_000, description="time samples of the memory curve")
+    seed: Seed = Field(11, description="seed of the probes, initial states and noise")
+
+    @model_validator(mode="after")
+    def _fixed_below_slow(self):
+        if self.fixed_speed > self.slow_speed:
+            raise ValueError(f"fixed_speed ({self.fixed_speed}) must not exceed slow_speed ({self.slow_speed})")
+        return self
+
+
+class FlipFlopClaims(Strict):
+    """Thresholds of the flip-flop claims (results/flipflop/claims.parquet), fixed before the run."""
+
+    small_vs_large_margin: float = Field(
+        2.0, ge=1, description="3-bit variable: smallest gnODE's best test MSE <= margin x largest gnODE's"
+    )
+    gating_ratio: float = Field(1.0, gt=0, description="gnODE / nODE best test MSE must be below this")
+    low_dim_r2: float = Field(0.8, ge=0, le=1, description="2-bit tasks: variance of the targets the N=2 gnODE explains")
+    ring_radius_cv: float = Field(0.1, gt=0, description="ring task: max coefficient of variation of the slow points' readout radius")
+    ring_coverage: float = Field(0.5, ge=0, le=1, description="ring task: min fraction of 12 angle sectors holding a slow point")
+    memory_drift: float = Field(
+        0.25, gt=0, description="continuous tasks: max readout drift over the memory test relative to the stored value"
+    )
 
 
 class FlipFlopSettings(Strict):
     data: FlipFlopData = Field(default_factory=FlipFlopData)
     experiments: dict[Name, Experiment] = Field(min_length=1, description="experiments by name")
+    analysis: AttractorAnalysis = Field(default_factory=AttractorAnalysis)
+    claims: FlipFlopClaims = Field(default_factory=FlipFlopClaims)
 
 
 class ExpressivityFlow(Strict):

@@ -38,9 +38,31 @@ def test_the_test_config_overrides_every_default_experiment_at_tiny_scale():
     cfg = validate_config(_merge(base, test))
     assert set(test["flipflop"]["experiments"]) == set(base["flipflop"]["experiments"])
     for exp in cfg.flipflop.experiments.values():
-        assert exp.epochs <= 3 and max(exp.sizes) <= 8
+        assert exp.epochs <= 3 and max(max(exp.sizes_of(m)) for m in exp.models) <= 8
     assert cfg.flipflop.data.n_trials <= 50
+    a = cfg.flipflop.analysis
+    assert a.n_initial * a.n_iter <= 5000 and a.memory_probes * a.memory_horizons <= 20
     assert cfg.expressivity.steps <= 10 and max(cfg.expressivity.n) <= 2
+
+
+def test_sizes_of_a_model_are_its_model_sizes_entry_else_the_experiment_sizes():
+    cfg = validate_config(_load("config/config.yaml"))
+    exp = cfg.flipflop.experiments["3bit_variable"]
+    assert exp.sizes_of("gnode") == [3, 6, 100] and exp.sizes_of("node") == [6]
+
+
+def test_the_paper_profile_has_the_spec_grid():
+    cfg = validate_config(_merge(_load("config/config.yaml"), _load("config/paper.yaml")))
+    exps = cfg.flipflop.experiments
+    assert exps["3bit_fixed"].sizes == [6, 12, 18] and exps["3bit_fixed"].epochs == 200
+    var = exps["3bit_variable"]
+    assert var.epochs == 600 and {3, 6, 100} <= set(var.sizes_of("gnode"))
+    for name in ("3bit_variable", "2bit_rectangle", "2bit_disk", "2bit_ring"):
+        e = exps[name]
+        assert len(e.models) == 5 and all(len(e.lr[m]) * len(e.weight_decay) * len(e.batch_size) == 27 for m in e.models)
+    for name in ("2bit_rectangle", "2bit_disk", "2bit_ring"):
+        assert exps[name].sizes == [2] and exps[name].epochs == 200
+        assert (exps[name].flow.depth, exps[name].flow.width) == (2, 316)
 
 
 def test_schema_file_is_in_sync_with_the_models():
@@ -58,6 +80,11 @@ def test_schema_file_is_in_sync_with_the_models():
         (("flipflop", "experiments", "3bit_fixed", "flow", "dept"), 2,
          "config key 'flipflop.experiments.3bit_fixed.flow.dept': unknown key; allowed keys here: activation, depth, width"),
         (("flipflop", "data", "n_train"), 900, "n_train (900) must be smaller than n_trials (600)"),
+        (("flipflop", "experiments", "3bit_fixed", "model_sizes"), {"lstm": [2]},
+         "config key 'flipflop.experiments.3bit_fixed.model_sizes.lstm': not an allowed name here; allowed: 'rnn'"),
+        (("flipflop", "experiments", "2bit_ring", "model_sizes"), {"gru": [2]},
+         "model_sizes names models that are not trained: ['gru']"),
+        (("flipflop", "analysis", "fixed_speed"), 1.0, "fixed_speed (1.0) must not exceed slow_speed (0.05)"),
     ],
 )
 def test_errors_name_the_key_the_value_and_what_is_allowed(path, value, needle):

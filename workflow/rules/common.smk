@@ -6,6 +6,7 @@ from gnode.config import ConfigError, validate_config
 from gnode.runtime import source_hash
 from gnode.studies import expressivity as ex_study
 from gnode.studies import flipflop as ff
+from gnode.studies import flipflop_analysis as ffa
 from gnode.studies import realworld as rw
 
 
@@ -30,8 +31,14 @@ CODE = {
     "evaluate": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
     # one hash per study's figures: editing one plotting module redraws only its figures
     "plot_flipflop": source_hash("gnode.plotting.flipflop", "gnode.plotting.common"),
+    "plot_attractors": source_hash("gnode.plotting.attractors", "gnode.plotting.common"),
     "plot_expressivity": source_hash("gnode.plotting.expressivity", "gnode.plotting.common"),
     "plot_realworld": source_hash("gnode.plotting.realworld", "gnode.plotting.common"),
+    "analyse": source_hash(
+        "gnode.models", "gnode.fixed_points", "gnode.attractors", "gnode.studies.flipflop",
+        "gnode.studies.flipflop_analysis", "gnode.io",
+    ),
+    "flipflop_claims": source_hash("gnode.claims", "gnode.studies.flipflop_claims", "gnode.io"),
     "claims": source_hash("gnode.claims"),
     "expressivity": source_hash("gnode.models", "gnode.training", "gnode.expressivity", "gnode.studies.expressivity"),
     "realworld_data": source_hash("gnode.datasets", "gnode.studies.realworld", "gnode.io"),
@@ -60,7 +67,7 @@ def flipflop_jobs(experiment=None):
         for name, exp in EXPERIMENTS.items()
         if experiment in (None, name)
         for m in exp.models
-        for n in exp.sizes
+        for n in exp.sizes_of(m)
     ]
 
 
@@ -69,9 +76,20 @@ def flipflop_files(kind, experiment=None):
     return [f"results/flipflop/{e}/{m}_N{n}/{kind}" for e, m, n in flipflop_jobs(experiment)]
 
 
+FLIPFLOP_ANALYSIS_TABLES = list(ffa.SCHEMAS)  # fixed_points, trajectories, speed_grid, gates, memory, memory_curve
+FLIPFLOP_ANALYSIS_FIGURES = ["attractors", "memory", "gates"]
+
+
+def flipflop_analysis(table, experiments=None):
+    """Paths of one analysis table (fixed_points.parquet, ...) of the given (default: all) experiments."""
+    return [f"results/flipflop/{e}/attractors/{table}.parquet" for e in (experiments or EXPERIMENTS)]
+
+
 def flipflop_figures():
-    names = ["test_loss", "example", "learning_curves"]
-    return [f"results/figures/flipflop/{e}_{name}.png" for e in EXPERIMENTS for name in names]
+    names = ["test_loss", "example", "learning_curves", *FLIPFLOP_ANALYSIS_FIGURES]
+    return [f"results/figures/flipflop/{e}_{name}.png" for e in EXPERIMENTS for name in names] + [
+        "results/figures/flipflop/test_loss_all_tasks.png"
+    ]
 
 
 def realworld_files(kind, task=None):
@@ -100,6 +118,8 @@ def final_outputs():
     return [
         "results/flipflop/summary.parquet",
         "results/flipflop/summary.html",
+        "results/flipflop/claims.parquet",
+        "results/flipflop/claims.html",
         *flipflop_figures(),
         *realworld_outputs(),
         *[f"results/figures/expressivity/{name}.png" for name in ["heatmaps", "iso", "params", "r2", "examples"]],

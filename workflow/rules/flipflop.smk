@@ -1,5 +1,8 @@
 # The flip-flop study: data -> training (one ensemble per experiment x model x N) ->
-# evaluation -> summary table and figures.
+# evaluation -> summary table and figures; attractor analysis per experiment -> its figures;
+# the claims table.
+
+CLAIMS_FILES.append("results/flipflop/claims.parquet")
 
 
 rule prepare_flipflop_data:
@@ -123,3 +126,119 @@ rule plot_flipflop:
         "Drawing the flip-flop figures of {wildcards.experiment}"
     script:
         "../scripts/plot_flipflop.py"
+
+
+rule analyse_flipflop_attractors:
+    input:
+        models=lambda w: flipflop_files("model.pt", w.experiment),
+        evaluations=lambda w: flipflop_files("evaluation.parquet", w.experiment),
+        data=lambda w: f"results/flipflop/data/{EXPERIMENTS[w.experiment].task}.parquet",
+    output:
+        **{t: f"results/flipflop/{{experiment}}/attractors/{t}.parquet" for t in FLIPFLOP_ANALYSIS_TABLES},
+    params:
+        settings=lambda w: ffa.analysis_settings(CFG, w.experiment),
+        code=CODE["analyse"],
+    threads: CFG.threads
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=USES_GPU,
+    log:
+        "logs/analyse_flipflop_attractors/{experiment}.log",
+    benchmark:
+        "logs/benchmarks/analyse_flipflop_attractors/{experiment}.tsv"
+    conda:
+        "../envs/gnode.yaml"
+    message:
+        "Fixed points, memory test and gates of every model of flip-flop experiment {wildcards.experiment}"
+    script:
+        "../scripts/analyse_flipflop_attractors.py"
+
+
+rule plot_flipflop_attractors:
+    input:
+        **{t: f"results/flipflop/{{experiment}}/attractors/{t}.parquet" for t in FLIPFLOP_ANALYSIS_TABLES},
+    output:
+        attractors=report(
+            "results/figures/flipflop/{experiment}_attractors.png",
+            caption="../report/flipflop_attractors.rst",
+            category="Flip-flop",
+            subcategory="Attractors",
+        ),
+        memory=report(
+            "results/figures/flipflop/{experiment}_memory.png",
+            caption="../report/flipflop_memory.rst",
+            category="Flip-flop",
+            subcategory="Attractors",
+        ),
+        gates=report(
+            "results/figures/flipflop/{experiment}_gates.png",
+            caption="../report/flipflop_gates.rst",
+            category="Flip-flop",
+            subcategory="Attractors",
+        ),
+        other_formats=expand(
+            "results/figures/flipflop/{{experiment}}_{name}.{fmt}",
+            name=FLIPFLOP_ANALYSIS_FIGURES,
+            fmt=EXTRA_FORMATS,
+        ),
+    params:
+        figures=CFG.figures.model_dump(),
+        code=CODE["plot_attractors"],
+    log:
+        "logs/plot_flipflop_attractors/{experiment}.log",
+    conda:
+        "../envs/gnode.yaml"
+    message:
+        "Drawing the phase portraits, memory test and gates of {wildcards.experiment}"
+    script:
+        "../scripts/plot_flipflop_attractors.py"
+
+
+rule plot_flipflop_overview:
+    input:
+        evaluations=flipflop_files("evaluation.parquet"),
+    output:
+        test_loss=report(
+            "results/figures/flipflop/test_loss_all_tasks.png",
+            caption="../report/flipflop_test_loss_all_tasks.rst",
+            category="Flip-flop",
+        ),
+        other_formats=expand("results/figures/flipflop/test_loss_all_tasks.{fmt}", fmt=EXTRA_FORMATS),
+    params:
+        figures=CFG.figures.model_dump(),
+        code=CODE["plot_flipflop"],
+    log:
+        "logs/plot_flipflop_overview.log",
+    conda:
+        "../envs/gnode.yaml"
+    message:
+        "Drawing the test loss of every model on every flip-flop task"
+    script:
+        "../scripts/plot_flipflop_overview.py"
+
+
+rule claims_flipflop:
+    input:
+        summary=rules.summarise_flipflop.output.summary,
+        fixed_points=flipflop_analysis("fixed_points"),
+        memory=flipflop_analysis("memory"),
+        data=[f"results/flipflop/data/{exp.task}.parquet" for exp in EXPERIMENTS.values()],
+    output:
+        claims="results/flipflop/claims.parquet",
+        html=report("results/flipflop/claims.html", caption="../report/flipflop_claims.rst", category="Flip-flop"),
+    params:
+        settings={
+            "experiments": list(EXPERIMENTS),
+            "tasks": {name: exp.task for name, exp in EXPERIMENTS.items()},
+            "thresholds": CFG.flipflop.claims.model_dump(),
+        },
+        code=CODE["flipflop_claims"],
+    log:
+        "logs/claims_flipflop.log",
+    conda:
+        "../envs/gnode.yaml"
+    message:
+        "Testing the flip-flop findings (claims table)"
+    script:
+        "../scripts/claims_flipflop.py"

@@ -1,0 +1,363 @@
+"""Attractor analysis of one flip-flop experiment's trained models (one workflow job).
+
+For every (model, N) of the experiment: the fixed and slow points of the best member (by test
+loss) at zero input, its states on test trials, the speed of the flow on a grid of the plane
+(N = 2), the gates along trajectories and at the slow points (gated models), and the memory
+test of every member. Tables (Parquet, schemas below), all keyed by experiment, model, N:
+
+- fixed_points: one row per unique fixed/slow point of the best member;
+- trajectories: one row per (test trial, bin) of the best member;
+- speed_grid: one row per grid point of the phase plane (models with N = 2 only);
+- gates: one row per (source, trial, bin or point) of a gated model, z of every unit as a list;
+- memory: one row per member, the memory-test statistics;
+- memory_curve: one row per (member, time sample), drift and error over the free run.
+
+Plot coordinates (``coord_0..2``) are the state for N <= 3, else the first principal components
+of the best member's test-trial states (``basis`` says which).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from gnode import attractors as att
+from gnode import io
+from gnode.config import Config
+from gnode.models import load_model
+from gnode.runtime import derive_seed, resolve_device, stable_id
+from gnode.studies.flipflop import arrays
+
+logger = logging.getLogger(__name__)
+
+_KEY = [("experiment", pa.string()), ("task", pa.string()), ("model", pa.string()), ("n", pa.int32()),
+        ("member", pa.int32())]
+_COORDS = [("basis", pa.string()), ("coord_0", pa.float64()), ("coord_1", pa.float64()), ("coord_2", pa.float64())]
+FLOATS = pa.list_(pa.float64())
+
+FIXED_POINTS_SCHEMA = pa.schema(
+    _KEY
+    + [
+        ("point_id", pa.int32()),
+        ("speed", pa.float64()),  # ||dh/dt|| at zero input, state units per trial time unit
+        ("q", pa.float64()),  # 0.5 ||dh/dt||^2
+        ("is_fixed", pa.bool_()),  # speed < fixed_speed (else only slow)
+        ("stable", pa.bool_()),  # the model's own convention (flow: continuous; map: discrete)
+        ("stable_flow", pa.bool_()),  # all Re(eig) < 0
+        ("stable_map", pa.bool_()),  # all |eig of the one-bin map| < 1
+        ("n_unstable", pa.int32()),  # eigenvalues with Re > 0
+        ("max_real_eig", pa.float64()),
+        ("max_abs_map_eig", pa.float64()),
+        ("gate_mean", pa.float64()),  # mean z over units at zero input (NaN: ungated model)
+        ("h", FLOATS),
+        ("readout", FLOATS),
+        ("eig_real", FLOATS),
+        ("eig_imag", FLOATS),
+    ]
+    + _COORDS
+)
+TRAJECTORY_SCHEMA = pa.schema(
+    _KEY
+    + [
+        ("trial", pa.int32()),
+        ("bin", pa.int32()),
+        ("t", pa.float32()),
+        ("input_on", pa.bool_()),  # a pulse is present in this bin
+        ("speed", pa.float64()),  # ||dh/dt|| at zero input at this state
+        ("h", FLOATS),
+        ("readout", FLOATS),
+        ("target", FLOATS),
+    ]
+    + _COORDS
+    + [(f"explained_{i}", pa.float64()) for i in range(3)]  # variance fraction along each PC (NaN: state axes)
+)
+SPEED_GRID_SCHEMA = pa.schema(
+    _KEY + [("h_0", pa.float64()), ("h_1", pa.float64()), ("u", pa.float64()), ("v", pa.float64()),
+            ("speed", pa.float64())]
+)
+GATES_SCHEMA = pa.schema(
+    _KEY
+    + [
+        ("source", pa.string()),  # "trajectory" (gate used in that bin) | "fixed_point" (zero input)
+        ("trial", pa.int32()),  # -1 for fixed points
+        ("bin", pa.int32()),  # -1 for fixed points
+        ("point_id", pa.int32()),  # -1 for trajectories
+        ("input_on", pa.bool_()),
+        ("z", FLOATS),  # gate of every unit
+        ("z_mean", pa.float64()),
+        ("tau_eff_median", pa.float64()),  # median over units of tau / z (gnODE) or dt / z, trial units
+    ]
+)
+MEMORY_SCHEMA = pa.schema(
+    _KEY
+    + [
+        ("is_best", pa.bool_()),
+        ("status", pa.string()),
+        ("test_loss", pa.float64()),
+        ("n_probes", pa.int32()),
+        ("duration", pa.float64()),  # trial time units from settle to the end
+        ("stored_norm", pa.float64()),  # mean ||stored value||
+        ("error_settle", pa.float64()),  # mean ||y - value|| after settling
+        ("error_1x", pa.float64()),  # ... one trial length later
+        ("error_end", pa.float64()),  # ... at the end
+        ("drift", pa.float64()),  # mean ||y(end) - y(settle)||
+        ("relative_drift", pa.float64()),  # drift / stored_norm
+        ("drift_rate", pa.float64()),  # drift per trial time unit
+        ("late_drift_rate", pa.float64()),  # ||y(end) - y(settle + 1 trial)|| per trial time unit
+    ]
+)
+MEMORY_CURVE_SCHEMA = pa.schema(
+    _KEY + [("is_best", pa.bool_()), ("t", pa.float64()), ("drift", pa.float64()), ("error", pa.float64())]
+)
+SCHEMAS = {
+    "fixed_points": FIXED_POINTS_SCHEMA,
+    "trajectories": TRAJECTORY_SCHEMA,
+    "speed_grid": SPEED_GRID_SCHEMA,
+    "gates": GATES_SCHEMA,
+    "memory": MEMORY_SCHEMA,
+    "memory_curve": MEMORY_CURVE_SCHEMA,
+}
+
+
+def analysis_settings(cfg: Config, experiment: str) -> dict:
+    """Everything the analysis of one experiment depends on (the rule's params)."""
+    exp = cfg.flipflop.experiments[experiment]
+    data = cfg.flipflop.data
+    return {
+        "seed": cfg.seed,
+        "device": cfg.device,
+        "experiment": experiment,
+        "task": exp.task,
+        "n_bins": data.n_bins,
+        "pulse_width": data.pulse_width,
+        "analysis": cfg.flipflop.analysis.model_dump(),
+    }
+
+
+def _best_member(ev: pd.DataFrame) -> int:
+    ok = ev[(ev["status"] == "ok") & np.isfinite(ev["test_loss"])]
+    return int(ok.loc[ok["test_loss"].idxmin(), "member"]) if len(ok) else int(ev["member"].min())
+
+
+def _lists(a: np.ndarray) -> list[list[float]]:
+    return [list(map(float, row)) for row in np.asarray(a, dtype=np.float64)]
+
+
+def analyse_model(
+    model_path: str | Path, evaluation: pd.DataFrame, test: tuple[np.ndarray, np.ndarray], settings: dict
+) -> dict[str, pd.DataFrame]:
+    """All analysis tables of one trained (model, N) (see the module docstring)."""
+    a = settings["analysis"]
+    device = resolve_device(settings["device"])
+    model, extra = load_model(model_path, device=device)
+    key = {"experiment": settings["experiment"], "task": settings["task"], "model": extra["model"], "n": extra["n"]}
+    label = f"[{key['experiment']} {key['model']} N={key['n']}] "
+    seed = derive_seed(settings["seed"], a["seed"], stable_id(f"{key['experiment']}/{key['model']}/{key['n']}"))
+    ev = evaluation.sort_values("member").reset_index(drop=True)
+    best = _best_member(ev)
+    out: dict[str, pd.DataFrame] = {}
+
+    # memory test of every member (trained dtype)
+    mem = att.memory_test(
+        model, settings["task"], n_bins=settings["n_bins"], pulse_width=settings["pulse_width"],
+        n_probes=a["memory_probes"], horizons=a["memory_horizons"], settle_bins=a["memory_settle_bins"],
+        samples=a["memory_samples"], seed=derive_seed(settings["seed"], a["seed"], 2),
+    )
+    members = np.arange(model.n_members)
+    out["memory"] = pd.DataFrame(
+        {
+            **key,
+            "member": members,
+            "is_best": members == best,
+            "status": ev["status"].to_numpy(),
+            "test_loss": ev["test_loss"].to_numpy(),
+            "n_probes": a["memory_probes"],
+            "duration": mem.duration,
+            "stored_norm": mem.stored_norm,
+            "error_settle": mem.error_settle,
+            "error_1x": mem.error_1x,
+            "error_end": mem.error_end,
+            "drift": mem.drift,
+            "relative_drift": mem.drift / mem.stored_norm,
+            "drift_rate": mem.drift_rate,
+            "late_drift_rate": mem.late_drift_rate,
+        }
+    )
+    s = len(mem.t)
+    out["memory_curve"] = pd.DataFrame(
+        {
+            **key,
+            "member": np.repeat(members, s),
+            "is_best": np.repeat(members == best, s),
+            "t": np.tile(mem.t, len(members)),
+            "drift": mem.drift_curve.ravel(),
+            "error": mem.error_curve.ravel(),
+        }
+    )
+    logger.info("%smemory test: relative drift of the best member %.3g over %.0f trial lengths", label,
+                mem.drift[best] / mem.stored_norm, mem.duration)
+
+    # the best member, in float64, on test trials
+    one = load_model(model_path, device=device, dtype=torch.float64)[0].select([best])
+    xte, yte = test
+    k = min(a["trajectory_trials"], len(xte))
+    x = torch.tensor(np.array(xte[:k]), device=device, dtype=torch.float64)
+    with torch.no_grad():
+        y, states = one(x)
+    h = states[0]  # (B, T, N)
+    f = att.velocity_field(one)
+    with torch.no_grad():
+        traj_speed = f(h.reshape(-1, h.shape[-1])).norm(dim=-1).reshape(h.shape[:2])
+    h_np = h.cpu().numpy()
+    basis = att.plot_basis(h_np)
+    search = att.AttractorSearch.from_settings(a)
+    gen = torch.Generator().manual_seed(seed)
+    fp, ex = att.find_attractor(one, h, search, generator=gen)
+    logger.info("%s%d initial states -> %d converged -> %d unique points (%d fixed, %d stable)", label,
+                fp.n_initial, fp.n_converged, len(fp), int(fp.is_fixed.sum()), int(ex["stable"].sum()))
+    pts = fp.points.cpu().numpy()
+    zf = att.gate_field(one)
+    gate_mean = np.full(len(fp), math.nan)
+    z_pts = None
+    if zf is not None and len(fp):
+        with torch.no_grad():
+            z_pts = zf(fp.points).cpu().numpy()
+        gate_mean = z_pts.mean(-1)
+    eig = fp.eigenvalues.cpu().to(torch.complex128).numpy()
+    c = basis.project(pts) if len(fp) else np.zeros((0, 3))
+    out["fixed_points"] = pd.DataFrame(
+        {
+            **key,
+            "member": best,
+            "point_id": np.arange(len(fp)),
+            "speed": ex["speed"],
+            "q": fp.speed.cpu().double().numpy(),
+            "is_fixed": fp.is_fixed.cpu().numpy(),
+            "stable": ex["stable"],
+            "stable_flow": ex["stable_flow"],
+            "stable_map": ex["stable_map"],
+            "n_unstable": fp.n_unstable.cpu().numpy(),
+            "max_real_eig": fp.max_real_eig.cpu().double().numpy(),
+            "max_abs_map_eig": ex["max_abs_map_eig"],
+            "gate_mean": gate_mean,
+            "h": _lists(pts),
+            "readout": _lists(ex["readout"]),
+            "eig_real": _lists(eig.real),
+            "eig_imag": _lists(eig.imag),
+            "basis": basis.kind,
+            "coord_0": c[:, 0],
+            "coord_1": c[:, 1],
+            "coord_2": c[:, 2],
+        },
+        index=pd.RangeIndex(len(fp)),
+    )
+
+    b, t, n = h_np.shape
+    trial, bins = np.meshgrid(np.arange(b), np.arange(t), indexing="ij")
+    input_on = np.abs(xte[:k]).sum(-1) > 0  # (B, T)
+    ct = basis.project(h_np.reshape(-1, n))
+    out["trajectories"] = pd.DataFrame(
+        {
+            **key,
+            "member": best,
+            "trial": trial.ravel(),
+            "bin": bins.ravel(),
+            "t": ((bins.ravel() + 1) / t).astype(np.float32),
+            "input_on": input_on.ravel(),
+            "speed": traj_speed.cpu().numpy().ravel(),
+            "h": _lists(h_np.reshape(-1, n)),
+            "readout": _lists(y[0].cpu().numpy().reshape(b * t, -1)),
+            "target": _lists(yte[:k].reshape(b * t, -1)),
+            "basis": basis.kind,
+            "coord_0": ct[:, 0],
+            "coord_1": ct[:, 1],
+            "coord_2": ct[:, 2],
+            **{f"explained_{i}": (basis.explained + [math.nan] * 3)[i] for i in range(3)},
+        }
+    )
+
+    grid = pd.DataFrame(columns=SPEED_GRID_SCHEMA.names)
+    if n == 2:
+        both = np.concatenate([h_np.reshape(-1, 2), pts.reshape(-1, 2)])
+        lo, hi = both.min(0), both.max(0)
+        pad = 0.15 * np.maximum(hi - lo, 1e-3)
+        g = att.speed_grid(one, ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])), a["grid_points"])
+        grid = pd.DataFrame({**key, "member": best, "h_0": g["h0"], "h_1": g["h1"], "u": g["u"], "v": g["v"],
+                             "speed": g["speed"]})
+    out["speed_grid"] = grid
+
+    gates = pd.DataFrame(columns=GATES_SCHEMA.names)
+    z_traj = att.trajectory_gates(one, x, states)
+    if z_traj is not None:
+        unit = att.gate_time_unit(one)
+        zt = z_traj[0].cpu().numpy().reshape(b * t, n)
+        rows = {
+            "source": ["trajectory"] * (b * t),
+            "trial": trial.ravel(),
+            "bin": bins.ravel(),
+            "point_id": -1,
+            "input_on": input_on.ravel(),
+            "z": _lists(zt),
+            "z_mean": zt.mean(-1),
+            "tau_eff_median": np.median(unit / zt, axis=-1),
+        }
+        parts = [pd.DataFrame({**key, "member": best, **rows})]
+        if z_pts is not None:
+            parts.append(
+                pd.DataFrame(
+                    {
+                        **key,
+                        "member": best,
+                        "source": "fixed_point",
+                        "trial": -1,
+                        "bin": -1,
+                        "point_id": np.arange(len(fp)),
+                        "input_on": False,
+                        "z": _lists(z_pts),
+                        "z_mean": z_pts.mean(-1),
+                        "tau_eff_median": np.median(unit / z_pts, axis=-1),
+                    }
+                )
+            )
+        gates = pd.concat(parts, ignore_index=True)
+    out["gates"] = gates
+    return out
+
+
+def analyse_job(
+    settings: dict,
+    model_paths: list[str],
+    evaluation_paths: list[str],
+    data_path: str | Path,
+    outputs: dict[str, str | Path],
+) -> dict[str, pd.DataFrame]:
+    """Analyse every trained (model, N) of one experiment; write one table per kind.
+
+    ``model_paths`` and ``evaluation_paths`` are parallel lists (one per (model, N));
+    ``outputs`` maps each name of :data:`SCHEMAS` to a path.
+    """
+    if len(model_paths) != len(evaluation_paths):
+        raise ValueError("model_paths and evaluation_paths must be parallel lists")
+    test = arrays(io.read_table(data_path), "test")
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in SCHEMAS}
+    for mp, ep in zip(model_paths, evaluation_paths):
+        tables = analyse_model(mp, io.read_table(ep), test, settings)
+        for name, df in tables.items():
+            if len(df):
+                parts[name].append(df)
+    prov = io.provenance(settings, device=resolve_device(settings["device"]))
+    result = {}
+    for name, schema in SCHEMAS.items():
+        df = pd.concat(parts[name], ignore_index=True) if parts[name] else pd.DataFrame(columns=schema.names)
+        io.write_table(df, outputs[name], schema, prov)
+        result[name] = df
+    return result
+
+
+__all__ = ["SCHEMAS", "analysis_settings", "analyse_model", "analyse_job"]
