@@ -2,7 +2,7 @@
 # run_slurm_test.sh -- run the workflow through REAL sbatch jobs on a one-node
 # SLURM cluster on this machine (scripts/slurm_cluster.sh), with profiles/slurm.
 #
-#   scripts/run_slurm_test.sh                     # repo workflow, --configfile config/test/config.yaml
+#   scripts/run_slurm_test.sh                     # repo workflow, --configfile config/test/config.yaml config/test/shared_walker2d.yaml
 #   scripts/run_slurm_test.sh [snakemake args...] # e.g. --directory /tmp/demo -s /tmp/demo/Snakefile
 #
 # Steps: start the cluster (if it is not running), run
@@ -52,7 +52,7 @@ say "snakemake $SMK_VERSION ($SMK), snakemake-executor-plugin-slurm $PLUGIN_VERS
 # ---- arguments ---------------------------------------------------------------
 if [ $# -eq 0 ]; then
     [ -f config/test/config.yaml ] || die "no arguments given and $ROOT/config/test/config.yaml does not exist"
-    set -- --configfile config/test/config.yaml
+    set -- --configfile config/test/config.yaml config/test/shared_walker2d.yaml
 fi
 
 # ---- cluster -----------------------------------------------------------------
