@@ -26,11 +26,14 @@ def test_loss_per_model(evaluations: pd.DataFrame, path, *, formats: Sequence[st
         ok = ev[ev["status"] == "ok"].copy()
         order = [m for m in MODEL_ORDER if m in set(ev["model"])]
         ok["N"] = ok["n"].astype(str)
-        sns.stripplot(data=ok, x="model", y="test_loss", hue="N", order=order, dodge=True, ax=ax, size=5, jitter=0.15)
+        # one hue order for both layers (numeric), so that the best-member bars sit on their points
+        hue_order = [str(n) for n in sorted(ok["n"].unique())]
+        sns.stripplot(data=ok, x="model", y="test_loss", hue="N", order=order, hue_order=hue_order, dodge=True, ax=ax,
+                      size=5, jitter=0.15)
         best = ok.loc[ok.groupby(["model", "N"])["test_loss"].idxmin()]
         sns.stripplot(
-            data=best, x="model", y="test_loss", hue="N", order=order, dodge=True, ax=ax, size=11,
-            marker="_", linewidth=2, jitter=False, palette="dark:k", legend=False,
+            data=best, x="model", y="test_loss", hue="N", order=order, hue_order=hue_order, dodge=True, ax=ax,
+            size=11, marker="_", linewidth=2, jitter=False, palette="dark:k", legend=False,
         )
         ax.set_yscale("log")
         ax.set_xticks(range(len(order)), [MODEL_LABELS[m] for m in order])
