@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from gnode.models import ModelSpec, RecurrentEnsemble
+from gnode.models import parameter_count as models_parameter_count
 from gnode.training import StackedAdamW
 
 logger = logging.getLogger(__name__)
@@ -250,8 +251,7 @@ def model_spec(n: int, flow: Mapping, gated: bool, *, alpha: float = 0.1, output
 
 def parameter_count(n: int, flow: Mapping, gated: bool, *, output_dim: int = 1) -> int:
     """Trainable parameters of one model of the class (F, gate, readout and initial state)."""
-    spec = model_spec(n, flow, gated, output_dim=output_dim)
-    return RecurrentEnsemble(spec, [0]).member_parameter_count()
+    return models_parameter_count(model_spec(n, flow, gated, output_dim=output_dim))
 
 
 def member_seed(seed: int, n: int, flow: Mapping, gated: bool, k: int, target: int, restart: int) -> int:

@@ -114,6 +114,11 @@ def _param_shapes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
     return shapes
 
 
+def parameter_count(spec: ModelSpec) -> int:
+    """Trainable parameters of one member of ``spec``, from the shapes alone (nothing is built)."""
+    return sum(a * b for a, b in _param_shapes(spec).values()) + (spec.n_hidden if spec.learn_h0 else 0)
+
+
 def _input_names(spec: ModelSpec) -> list[str]:
     """Names of the input weights, in the order their projections are fused."""
     return [k for k in _param_shapes(spec) if k.startswith("U")]

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from gnode import io
+from gnode import io, models
 from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
 from gnode.config import Config, RealWorldTask
 from gnode.models import CONTINUOUS_KINDS, ModelSpec, RecurrentEnsemble, save_model
@@ -337,11 +337,9 @@ def model_spec(task: RealWorldTask, kind: str, n_features: int, n_output: int, n
 
 
 def parameter_count(spec: ModelSpec) -> int:
-    """Trainable parameters of one model of ``spec``, from the parameter shapes (nothing is built;
-    a test checks it against :meth:`RecurrentEnsemble.member_parameter_count`)."""
-    from gnode.models import _param_shapes
-
-    return sum(a * b for a, b in _param_shapes(spec).values()) + (spec.n_hidden if spec.learn_h0 else 0)
+    """Trainable parameters of one model of ``spec`` (a test checks it against
+    :meth:`RecurrentEnsemble.member_parameter_count`)."""
+    return models.parameter_count(spec)
 
 
 def matched_size(task: RealWorldTask, kind: str, n_features: int, n_output: int, max_hidden: int = 4096) -> ModelSpec:
