@@ -242,26 +242,22 @@ class RecurrentEnsemble(nn.Module):
     def _fused_euler(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
         """The Euler scan of node/gnode; same states as :meth:`_fused_euler_autograd`.
 
-        When gradients are needed it runs :func:`gnode.scan.euler_scan` (forward without a
-        graph, hand-written backward pass); otherwise, or for anything it does not cover (a ``dt``
-        that requires grad, or ``use_scan = False`` for double backward / ``create_graph``, which
-        the scan does not support), the autograd loop.
+        Runs :func:`gnode.scan.euler_scan` (column layout; with gradients a forward without a
+        graph and a hand-written backward pass). For what it does not cover (a ``dt`` that
+        requires grad, or ``use_scan = False`` for double backward / ``create_graph``), the
+        autograd loop.
         """
-        params = [h, x] + list(self.parameters())
-        needs_grad = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-        if not (needs_grad and self.use_scan) or (dt is not None and dt.requires_grad):
+        if not self.use_scan or (dt is not None and dt.requires_grad):
             return self._fused_euler_autograd(x, h, dt)
         from gnode.scan import euler_scan
 
         spec = self.spec
-        xp_all = self.project_inputs(x)
-        pre_x = torch.cat([xp_all["U_1"], xp_all["U_z"]], -1) if spec.kind == "gnode" else xp_all["U_1"]
         if dt is None:
             alpha = spec.alpha
         else:
             d = dt if dt.dim() == 3 else dt.unsqueeze(0)
             alpha = spec.alpha * (d / spec.dt)  # (E|1, B, T), as _bin_scale per bin
-        return euler_scan(self, pre_x, h, alpha)
+        return euler_scan(self, x, h, alpha)
 
     def _fused_euler_autograd(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
         """The Euler scan of node/gnode with the first layer and the gate in one product per step.
@@ -316,8 +312,21 @@ class RecurrentEnsemble(nn.Module):
             states = self._integrate_torchdiffeq(x, h, dt)
         else:
             states = self._scan(x, h, dt)
-        y = torch.baddbmm(self.b_o, states.reshape(e, b * t, -1), self.W_o).reshape(e, b, t, -1)
-        return y, states
+        return self.readout(states), states
+
+    def readout(self, states: Tensor) -> Tensor:
+        """y = h W_o + b_o: (E, B, T, N) -> (E, B, T, O).
+
+        States from :mod:`gnode.scan` are a view of a column-layout (T, E, N, B) buffer (B the
+        fastest dimension); for them the product is taken as W_o^T h^T, whose output (O, T B) is
+        wide: about 2.5x faster, forward and backward, than the (T B, O) one for O of 1 to 3.
+        """
+        e, b, t, n = states.shape
+        if states.stride(1) == 1 and b > 1:
+            cols = states.permute(0, 3, 2, 1).reshape(e, n, t * b)
+            y = torch.bmm(self.W_o.transpose(1, 2), cols).add_(self.b_o.transpose(1, 2))
+            return y.view(e, -1, t, b).permute(0, 3, 2, 1)
+        return torch.baddbmm(self.b_o, states.reshape(e, b * t, n), self.W_o).reshape(e, b, t, -1)
 
     def _bin_scale(self, dt: Tensor | None, t_index: int):
         """Bin width of bin ``t_index`` relative to spec.dt: 1.0 or (E|1, B, 1)."""

@@ -2,20 +2,24 @@
 
 :meth:`gnode.models.RecurrentEnsemble._fused_euler_autograd` is the reference: per Euler sub-step
 
-    pre = h @ [W_1 | W_z] + x_pre_k          (x_pre = x U + b of the first layer and the gate)
+    pre = [h, x, 1] @ [[W_1 | W_z], [U_1 | U_z], [b_1 | b_z]]     (first layer and gate at once)
     a   = act(pre[:, :first]); hidden layers act(a W_k + b_k); f = a W_out + b_out (depth >= 1)
     h  <- h + w (f - h),   w = alpha * sigmoid(pre[:, first:]) (gnode) or alpha (node)
 
-Here the forward pass runs without a graph and keeps the per-step quantities (lists of (E, B, .)
-tensors, K = T * substeps steps); the backward pass walks back in time with the few products it
-needs (BPTT) and accumulates the weight gradients step by step. The input projections ``x_pre``
-get their gradient here, so U and the first-layer and gate biases get theirs through autograd
-outside (``project_inputs``). States and gradients equal autograd's to rounding (float64 tests).
+How it is laid out, and why (measured on a 2-core CPU, ``benchmarks/p1_*``, ``p3_*``):
 
-Unlike :class:`gnode.expressivity._EulerRollout` (batch 1, where per-step products are tiny and
-forming the weight gradients as one product over all steps pays), with a batch of ~100 the
-products dominate: stacking the steps into big buffers only added copies and page faults, and the
-gain over autograd is the graph bookkeeping (~5-20 %). Not twice differentiable
+- **Column layout**: a state is (E, N, B), not (E, B, N), and each product is ``W^T @ h^T``. The
+  result is the same, but a batched matmul whose output is (B, 4) (a phase space of a few
+  dimensions) costs about 4x one whose output is (4, B), and the expressivity models are thin.
+- **Augmented state** ``[h; x; 1]`` of (E, N + I + 1, B) per sub-step, all kept in one buffer:
+  the input projection and the bias ride in the first product instead of a (T, E, width, B) tensor
+  of projections built beforehand (as much memory traffic as the scan itself for small models),
+  and the weight gradients of W, U and b come from one accumulated product.
+- The forward pass runs without a graph and keeps the per-step quantities; the backward pass walks
+  back in time (BPTT) and accumulates the weight gradients step by step, each in the orientation
+  whose output is the wider one.
+
+States and gradients equal autograd's to rounding (float64 tests). Not twice differentiable
 (``once_differentiable``): use ``RecurrentEnsemble.use_scan = False`` for ``create_graph``.
 """
 
@@ -25,7 +29,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-_ACT = {"linear": lambda p: p, "relu": torch.relu, "tanh": torch.tanh}
+# in place: the pre-activation is a fresh product nobody else reads (the gate's rows excepted,
+# which are not touched), and a second buffer per step costs a page-faulting allocation
+_ACT = {"linear": lambda p: p, "relu": torch.relu_, "tanh": torch.tanh_}
 
 
 def _act_back(act: str, grad: Tensor, out: Tensor) -> Tensor:
@@ -37,144 +43,187 @@ def _act_back(act: str, grad: Tensor, out: Tensor) -> Tensor:
     return grad
 
 
+def _unpack(cfg, params):
+    """The first-layer (and gate) weight stacks [W; U; b] and the rest, from :func:`scan_params`."""
+    _, depth, gated, _ = cfg
+    c1 = torch.cat(params[0:3], 1)  # (E, N + I + 1, first)
+    cz = torch.cat(params[3:6], 1) if gated else None  # (E, N + I + 1, N)
+    rest = params[6:] if gated else params[3:]
+    hidden = [(rest[2 * i], rest[2 * i + 1]) for i in range(depth - 1)] if depth >= 1 else []
+    w_out, b_out = (rest[-2], rest[-1]) if depth >= 1 else (None, None)
+    return c1, cz, hidden, w_out, b_out
+
+
+def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False):
+    """The Euler scan in column layout, without a graph.
+
+    Args:
+        cfg: ``(activation, depth, gated, substeps)``.
+        h0: (E, N, B) initial state.
+        xs: (T, E, I, B) inputs per bin (I may be 0).
+        alpha: the Euler factor of one sub-step: a float or a (T, A, 1, B) tensor (A = 1 or E).
+        params: :func:`scan_params` in their stored (E, in, out) shapes.
+        keep: keep what the backward pass needs.
+
+    Returns:
+        states (T, E, N, B) after each bin; with ``keep`` also the per-step quantities.
+    """
+    act, depth, gated, substeps = cfg
+    actf = _ACT[act]
+    c1, cz, hidden, w_out, b_out = _unpack(cfg, params)
+    first = c1.shape[-1]
+    c_t = (torch.cat([c1, cz], -1) if gated else c1).transpose(1, 2)  # (E, P, N + I + 1)
+    hidden_t = [(wk.transpose(1, 2), bk.transpose(1, 2)) for wk, bk in hidden]  # (E, M, M), (E, M, 1)
+    w_out_t = w_out.transpose(1, 2) if depth >= 1 else None
+    b_out_t = b_out.transpose(1, 2) if depth >= 1 else None
+    float_alpha = not torch.is_tensor(alpha)
+    t_bins, e, n_in, b = xs.shape
+    n = h0.shape[1]
+    k_steps = t_bins * substeps
+    # slot j holds [h_j; x of step j; 1]; all K + 1 slots when kept for the backward pass
+    slots = k_steps + 1 if keep else 2
+    hx = h0.new_empty(slots, e, n + n_in + 1, b)
+    hx[:, :, n + n_in].fill_(1.0)
+    hx[0, :, :n].copy_(h0)
+    if keep:
+        hx[:k_steps, :, n:n + n_in].view(t_bins, substeps, e, n_in, b).copy_(xs.unsqueeze(1))
+        states = hx[substeps::substeps, :, :n]
+    else:
+        states = h0.new_empty(t_bins, e, n, b)
+    a1s, zs, fs, ws = [], [], [], []
+    hid = [[] for _ in hidden]
+    for j in range(k_steps):
+        k = j // substeps
+        cur = hx[j % slots]
+        if not keep and j % substeps == 0:
+            cur[:, n:n + n_in].copy_(xs[k])
+        h = cur[:, :n]
+        ak = alpha if float_alpha else alpha[k]
+        pre = torch.bmm(c_t, cur)  # (E, P, B)
+        a = actf(pre[:, :first]) if gated else actf(pre)
+        if keep:
+            a1s.append(a)
+        for i, (wk, bk) in enumerate(hidden_t):
+            a = actf(torch.bmm(wk, a).add_(bk))  # baddbmm would first copy the expanded bias
+            if keep:
+                hid[i].append(a)
+        f = torch.bmm(w_out_t, a).add_(b_out_t) if depth >= 1 else a
+        nxt = hx[(j + 1) % slots]
+        if not keep and j + 1 < k_steps and (j + 1) % substeps:
+            nxt[:, n:n + n_in].copy_(cur[:, n:n + n_in])  # the next sub-step of the same bin
+        out = nxt[:, :n]
+        if gated:
+            z = torch.sigmoid(pre[:, first:])
+            wt = ak * z
+            if keep:
+                zs.append(z)
+                fs.append(f)
+                ws.append(wt)
+            torch.lerp(h, f, wt, out=out)
+        elif float_alpha:
+            torch.lerp(h, f, ak, out=out)
+        else:
+            torch.addcmul(h, ak, f - h, out=out)
+        if not keep and (j + 1) % substeps == 0:
+            states[k].copy_(out)
+    return (states, (hx, a1s, hid, zs, fs, ws)) if keep else states
+
+
 class EulerScan(torch.autograd.Function):
-    """States (E, B, T, N) of the Euler scan; see the module docstring.
+    """States (T, E, N, B) of the Euler scan in column layout; see :func:`scan_columns`.
 
-    Inputs: ``cfg = (activation, depth, gated, substeps)``, ``h0`` (E, B, N), ``x_pre``
-    (E, B, T, P) with P = first (+ N when gated), ``alpha`` a float or a (A, B, T, 1) tensor
-    (A = 1 or E; no gradient), then W_1, [W_z], W_2, b_2, ..., W_depth, b_depth, [W_out, b_out].
-
-    The per-step quantities are kept as lists of (E, B, .) tensors, and the weight gradients are
-    accumulated step by step (``baddbmm_``): with a batch of ~100 the products dominate and big
-    stacked buffers would only add copies and page faults.
+    Inputs: ``cfg``, ``h0`` (E, N, B), ``xs`` (T, E, I, B), ``alpha`` (float or (T, A, 1, B),
+    no gradient), then the parameters of :func:`scan_params`.
     """
 
     @staticmethod
-    def forward(ctx, cfg, h0, x_pre, alpha, *params):
-        act, depth, gated, substeps = cfg
-        actf = _ACT[act]
-        w1 = params[0]
-        wz = params[1] if gated else None
-        rest = params[2:] if gated else params[1:]
-        hidden = [(rest[2 * i], rest[2 * i + 1]) for i in range(depth - 1)] if depth >= 1 else []
-        w_out, b_out = (rest[-2], rest[-1]) if depth >= 1 else (None, None)
-        first = w1.shape[-1]
-        float_alpha = not torch.is_tensor(alpha)
-        w = torch.cat([w1, wz], -1) if gated else w1
-        h = h0
-        hs, a1s, zs, fs, ws = [], [], [], [], []
-        hid = [[] for _ in hidden]
-        states = []
-        for k, xk in enumerate(x_pre.unbind(2)):
-            ak = alpha if float_alpha else alpha[:, :, k]
-            for _ in range(substeps):
-                pre = torch.baddbmm(xk, h, w)
-                a = actf(pre[..., :first]) if gated else actf(pre)
-                a1s.append(a)
-                for i, (wk, bk) in enumerate(hidden):
-                    a = actf(torch.baddbmm(bk, a, wk))
-                    hid[i].append(a)
-                f = torch.baddbmm(b_out, a, w_out) if depth >= 1 else a
-                if gated:
-                    z = torch.sigmoid(pre[..., first:])
-                    wt = ak * z
-                    zs.append(z)
-                    fs.append(f)
-                    ws.append(wt)
-                    h = torch.lerp(h, f, wt)
-                elif float_alpha:
-                    h = torch.lerp(h, f, ak)
-                else:
-                    h = h + ak * (f - h)
-                hs.append(h)
-            states.append(h)
-        ctx.save_for_backward(h0, *params)
-        ctx.lists = (hs, a1s, hid, zs, fs, ws)
+    def forward(ctx, cfg, h0, xs, alpha, *params):
+        states, lists = scan_columns(cfg, h0, xs, alpha, params, keep=True)
+        ctx.save_for_backward(*params)
+        ctx.lists = lists
         ctx.cfg = cfg
         ctx.alpha = alpha
-        return torch.stack(states, 2)
+        ctx.x_shape = xs.shape
+        return states
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_states):
         act, depth, gated, substeps = ctx.cfg
-        h0, *params = ctx.saved_tensors
-        hs, a1s, hid, zs, fs, ws = ctx.lists
+        params = ctx.saved_tensors
+        g_states = g_states.contiguous()  # arrives permuted from the (E, B, T, N) view
+        hx, a1s, hid, zs, fs, ws = ctx.lists
         alpha = ctx.alpha
         float_alpha = not torch.is_tensor(alpha)
         n_hid = max(depth - 1, 0)
-        w1 = params[0]
-        wz = params[1] if gated else None
-        rest = params[2:] if gated else params[1:]
-        hidden_w = [rest[2 * i] for i in range(n_hid)]
-        w_out = rest[-2] if depth >= 1 else None
-        w1_t = w1.transpose(1, 2)
-        wz_t = wz.transpose(1, 2) if gated else None
-        hid_t = [wk.transpose(1, 2) for wk in hidden_w]
-        w_out_t = w_out.transpose(1, 2) if depth >= 1 else None
-        t_bins = g_states.shape[2]
-        k_steps = len(hs)
+        c1, cz, hidden, w_out, _ = _unpack(ctx.cfg, params)
+        hidden_w = [wk for wk, _ in hidden]
+        t_bins, e, n_in, b = ctx.x_shape
+        n = hx.shape[2] - n_in - 1
+        k_steps = len(a1s)
+        need_x = ctx.needs_input_grad[2]
 
-        gw1 = torch.zeros_like(w1)
-        gwz = torch.zeros_like(wz) if gated else None
-        gw_hid = [torch.zeros_like(wk) for wk in hidden_w]
-        gb_hid = [torch.zeros_like(a[0]) for a in hid]  # (E, B, M), summed over B at the end
-        gw_out = torch.zeros_like(w_out) if depth >= 1 else None
-        gb_out = torch.zeros_like(hs[0]) if depth >= 1 else None
-        g_bins = g_states.unbind(2)
-        first = w1.shape[-1]
-        e, b = hs[0].shape[:2]
-        g_x = hs[0].new_zeros(e, b, t_bins, first + (wz.shape[-1] if gated else 0))
-        g_x1 = g_x[..., :first].unbind(2)
-        g_xz = g_x[..., first:].unbind(2) if gated else None
-        g = torch.zeros_like(hs[0])
-        for t in range(k_steps - 1, -1, -1):
-            k = t // substeps
-            if (t + 1) % substeps == 0:
-                g = g + g_bins[k]
-            ak = alpha if float_alpha else alpha[:, :, k]
-            h_prev = hs[t - 1] if t > 0 else h0
-            cf = ws[t] if gated else ak
-            gf = g * cf  # dL/df
+        # accumulators in the orientation whose output is wider (see the module docstring)
+        gc1 = torch.zeros_like(c1)  # (E, N + I + 1, first): [h; x; 1] @ gp^T
+        gcz = torch.zeros_like(cz) if gated else None
+        gw_hid = [torch.zeros_like(wk) for wk in hidden_w]  # (E, M, M)
+        gb_hid = [torch.zeros_like(a[0]) for a in hid]  # (E, M, B), summed over B at the end
+        gw_out_t = w_out.new_zeros(w_out.shape[0], w_out.shape[2], w_out.shape[1]) if depth >= 1 else None
+        gb_out = hx.new_zeros(e, n, b) if depth >= 1 else None
+        g_x = hx.new_zeros(ctx.x_shape) if need_x else None
+        g = hx.new_zeros(e, n, b)
+        for j in range(k_steps - 1, -1, -1):
+            k = j // substeps
+            if (j + 1) % substeps == 0:
+                g = g + g_states[k]
+            ak = alpha if float_alpha else alpha[k]
+            cur = hx[j]
+            cf = ws[j] if gated else ak
+            gf = g * cf  # dL/df, (E, N, B)
             if depth >= 1:
-                a_in = hid[-1][t] if n_hid else a1s[t]
-                gw_out.baddbmm_(a_in.transpose(1, 2), gf)
+                a_in = hid[-1][j] if n_hid else a1s[j]
+                gw_out_t.baddbmm_(gf, a_in.transpose(1, 2))
                 gb_out.add_(gf)
-                ga = torch.bmm(gf, w_out_t)
+                ga = torch.bmm(w_out, gf)  # (E, M, B)
                 for i in range(n_hid - 1, -1, -1):
-                    gp = _act_back(act, ga, hid[i][t])
-                    a_in = hid[i - 1][t] if i > 0 else a1s[t]
-                    gw_hid[i].baddbmm_(a_in.transpose(1, 2), gp)
+                    gp = _act_back(act, ga, hid[i][j])
+                    a_in = hid[i - 1][j] if i > 0 else a1s[j]
+                    gw_hid[i].baddbmm_(a_in, gp.transpose(1, 2))
                     gb_hid[i].add_(gp)
-                    ga = torch.bmm(gp, hid_t[i])
+                    ga = torch.bmm(hidden_w[i], gp)
             else:
                 ga = gf
-            gp = _act_back(act, ga, a1s[t])
-            h_prev_t = h_prev.transpose(1, 2)
-            gw1.baddbmm_(h_prev_t, gp)
-            # x_pre of a bin enters all its sub-steps
-            g_x1[k].add_(gp)
-            g_new = torch.baddbmm(g - gf, gp, w1_t)
+            gp = _act_back(act, ga, a1s[j])  # (E, first, B)
+            gc1.baddbmm_(cur, gp.transpose(1, 2))
+            c1_in = c1[:, : n + n_in] if need_x else c1[:, :n]
+            g_in = torch.bmm(c1_in, gp)  # dL/d[h; x] through the first layer
             if gated:  # the gate's pre-activation q: dh/dq = alpha (f - h) z (1 - z)
-                u = g * (fs[t] - h_prev)
-                gq = torch.ops.aten.sigmoid_backward(u.mul_(ak), zs[t])
-                gwz.baddbmm_(h_prev_t, gq)
-                g_xz[k].add_(gq)
-                g_new.baddbmm_(gq, wz_t)
-            g = g_new
+                u = g * (fs[j] - cur[:, :n])
+                gq = torch.ops.aten.sigmoid_backward(u.mul_(ak), zs[j])
+                gcz.baddbmm_(cur, gq.transpose(1, 2))
+                g_in.baddbmm_(cz[:, : g_in.shape[1]], gq)
+            if need_x:
+                g_x[k].add_(g_in[:, n:])
+            g = g_in[:, :n] + (g - gf)
 
-        grads = [gw1, gwz] if gated else [gw1]
+        n_u = n + n_in
+        grads = [gc1[:, :n], gc1[:, n:n_u], gc1[:, n_u:]]
+        if gated:
+            grads += [gcz[:, :n], gcz[:, n:n_u], gcz[:, n_u:]]
         for i in range(n_hid):
-            grads += [gw_hid[i], gb_hid[i].sum(1, keepdim=True)]
+            grads += [gw_hid[i], gb_hid[i].sum(-1).unsqueeze(1)]
         if depth >= 1:
-            grads += [gw_out, gb_out.sum(1, keepdim=True)]
+            grads += [gw_out_t.transpose(1, 2), gb_out.sum(-1).unsqueeze(1)]
         return (None, g, g_x, None, *grads)
 
 
 def scan_params(model) -> list[Tensor]:
-    """The parameters :class:`EulerScan` takes, in its order."""
+    """The parameters :class:`EulerScan` takes, in its order: W_1, U_1, b_1, [W_z, U_z, b_z],
+    then W_k, b_k of the hidden layers and W_out, b_out (depth >= 1)."""
     spec = model.spec
-    ps = [model.W_1] + ([model.W_z] if spec.kind == "gnode" else [])
+    ps = [model.W_1, model.U_1, model.b_1]
+    if spec.kind == "gnode":
+        ps += [model.W_z, model.U_z, model.b_z]
     for k in range(2, spec.depth + 1):
         ps += [getattr(model, f"W_{k}"), getattr(model, f"b_{k}")]
     if spec.depth >= 1:
@@ -182,17 +231,25 @@ def scan_params(model) -> list[Tensor]:
     return ps
 
 
-def euler_scan(model, x_pre: Tensor, h0: Tensor, alpha) -> Tensor:
-    """States (E, B, T, N) of the Euler scan of a node/gnode ``model``.
+def euler_scan(model, x: Tensor, h0: Tensor, alpha) -> Tensor:
+    """States (E, B, T, N) of the Euler scan of a node/gnode ``model`` (a view of a column buffer).
+
+    Runs :class:`EulerScan` when a gradient is needed and :func:`scan_columns` otherwise.
 
     Args:
-        x_pre: (E, B, T, P) input projections of the first layer (and of the gate, concatenated
-            after it, for a gnODE), biases included.
+        x: (E, B, T, I) inputs, held constant within each bin.
         h0: (E, B, N) initial state.
         alpha: the Euler factor of one sub-step: a float, or (E|1, B, T) per sample and bin.
     """
     spec = model.spec
     if torch.is_tensor(alpha):
-        alpha = alpha.detach().unsqueeze(-1)
+        alpha = alpha.detach().permute(2, 0, 1).unsqueeze(2)  # (T, A, 1, B)
     cfg = (spec.activation, spec.depth, spec.kind == "gnode", int(spec.substeps))
-    return EulerScan.apply(cfg, h0, x_pre, alpha, *scan_params(model))
+    params = scan_params(model)
+    h0_t = h0.transpose(1, 2)
+    xs = x.permute(2, 0, 3, 1)  # (T, E, I, B)
+    if torch.is_grad_enabled() and any(p.requires_grad for p in [h0, x, *params]):
+        states = EulerScan.apply(cfg, h0_t, xs, alpha, *params)
+    else:
+        states = scan_columns(cfg, h0_t, xs, alpha, params)
+    return states.permute(1, 3, 0, 2)
