@@ -37,10 +37,14 @@ def main():
     ap.add_argument("--members", type=int, default=27)
     ap.add_argument("--steps", type=int, default=100, help="optimiser steps per model")
     ap.add_argument("--large", action="store_true", help="also the N = 100 flip-flop shape (slow on a CPU)")
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads of the ensemble")
+    ap.add_argument("--serial-threads", type=int, default=None,
+                    help="torch threads of the one-by-one runs (default: --threads). Tiny models run fastest on one "
+                         "thread, so --threads 2 --serial-threads 1 compares each side at its best on 2 cores")
     a = ap.parse_args()
+    serial_threads = a.serial_threads or a.threads
     torch.set_num_threads(a.threads)
-    print(f"P1 ensemble vs serial — {machine()}")
+    print(f"P1 ensemble vs serial — {machine()}; serial on {serial_threads} thread(s)")
     cases = [("small: node N=4 F 2x32, T=50", ModelSpec(kind="node", n_input=1, n_hidden=4, n_output=1, depth=2,
                                                          width=32, tau=0.1, dt=0.01), 50, 1, a.steps)]
     if a.large:
@@ -52,7 +56,9 @@ def main():
         batch = 100
         data = (torch.randn(batch, t, i, generator=g), torch.randn(batch, t, spec.n_output, generator=g))
         seeds = list(range(a.members))
+        torch.set_num_threads(a.threads)
         t_ens = timeit(lambda: train(spec, seeds, data, steps, batch), repeat=1)
+        torch.set_num_threads(serial_threads)
         t_ser = timeit(lambda: [train(spec, [s], data, steps, batch) for s in seeds], repeat=1)
         print(f"  {name}: {a.members} models x {steps} steps  serial {t_ser:.2f} s  ensemble {t_ens:.2f} s  "
               f"ratio {t_ser / t_ens:.1f}x")

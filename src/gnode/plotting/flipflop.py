@@ -20,8 +20,12 @@ def test_loss_per_model(evaluations: pd.DataFrame, path, *, formats: Sequence[st
     """
     style()
     exps = sorted(evaluations["experiment"].unique())
-    fig, axes = plt.subplots(1, len(exps), figsize=(4.5 * len(exps), 3.6), squeeze=False)
-    for ax, exp in zip(axes[0], exps):
+    ncols = min(3, len(exps))  # wrapped: five tasks in one row are unreadable at page width
+    nrows = -(-len(exps) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(exps):]:
+        ax.set_visible(False)
+    for ax, exp in zip(axes.flat, exps):
         ev = evaluations[evaluations["experiment"] == exp].copy()
         ok = ev[ev["status"] == "ok"].copy()
         order = [m for m in MODEL_ORDER if m in set(ev["model"])]
