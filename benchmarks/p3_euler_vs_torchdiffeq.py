@@ -8,6 +8,7 @@ Prints the ratio torchdiffeq / native, measured side by side in one run.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def step(model, x):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--repeat", type=int, default=9, help="interleaved (torchdiffeq, native) pairs")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print(f"P3 native Euler vs torchdiffeq euler (forward + backward) — {machine()}")
@@ -41,9 +43,14 @@ def main():
         x = torch.randn(batch, bins, i, generator=torch.Generator().manual_seed(0))
         native = RecurrentEnsemble(ModelSpec(**kw), [0])
         tdq = RecurrentEnsemble(ModelSpec(**kw, solver="euler"), [0])
-        t_n = timeit(lambda: step(native, x), repeat=3)
-        t_t = timeit(lambda: step(tdq, x), repeat=3)
-        print(f"  {name}: torchdiffeq {t_t * 1e3:.0f} ms  native {t_n * 1e3:.0f} ms  ratio {t_t / t_n:.2f}x")
+        # interleaved pairs: a noisy neighbour slows both sides of a pair alike
+        pairs = [(timeit(lambda: step(tdq, x), repeat=1), timeit(lambda: step(native, x), repeat=1))
+                 for _ in range(a.repeat)]
+        t_t = statistics.median(p[0] for p in pairs)
+        t_n = statistics.median(p[1] for p in pairs)
+        ratios = sorted(p[0] / p[1] for p in pairs)
+        print(f"  {name}: torchdiffeq {t_t * 1e3:.0f} ms  native {t_n * 1e3:.0f} ms  "
+              f"ratio {statistics.median(ratios):.2f}x (median of {a.repeat} pairs; range {ratios[0]:.2f}-{ratios[-1]:.2f})")
 
 
 if __name__ == "__main__":
