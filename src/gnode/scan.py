@@ -175,7 +175,7 @@ class EulerScan(torch.autograd.Function):
         for j in range(k_steps - 1, -1, -1):
             k = j // substeps
             if (j + 1) % substeps == 0:
-                g = g + g_states[k]
+                g.add_(g_states[k])  # g is this function's own buffer
             ak = alpha if float_alpha else alpha[k]
             cur = hx[j]
             cf = ws[j] if gated else ak
@@ -198,13 +198,13 @@ class EulerScan(torch.autograd.Function):
             c1_in = c1[:, : n + n_in] if need_x else c1[:, :n]
             g_in = torch.bmm(c1_in, gp)  # dL/d[h; x] through the first layer
             if gated:  # the gate's pre-activation q: dh/dq = alpha (f - h) z (1 - z)
-                u = g * (fs[j] - cur[:, :n])
+                u = (fs[j] - cur[:, :n]).mul_(g)
                 gq = torch.ops.aten.sigmoid_backward(u.mul_(ak), zs[j])
                 gcz.baddbmm_(cur, gq.transpose(1, 2))
                 g_in.baddbmm_(cz[:, : g_in.shape[1]], gq)
             if need_x:
                 g_x[k].add_(g_in[:, n:])
-            g = g_in[:, :n] + (g - gf)
+            g = g_in[:, :n].add_(g).sub_(gf)  # in place: fewer passes over memory
 
         n_u = n + n_in
         grads = [gc1[:, :n], gc1[:, n:n_u], gc1[:, n_u:]]
