@@ -317,9 +317,10 @@ class RecurrentEnsemble(nn.Module):
     def readout(self, states: Tensor) -> Tensor:
         """y = h W_o + b_o: (E, B, T, N) -> (E, B, T, O).
 
-        States from :mod:`gnode.scan` are a view of a column-layout (T, E, N, B) buffer (B the
-        fastest dimension); for them the product is taken as W_o^T h^T, whose output (O, T B) is
-        wide: about 2.5x faster, forward and backward, than the (T B, O) one for O of 1 to 3.
+        States from :mod:`gnode.scan` are a strided view of its column-layout buffer (B the
+        fastest dimension); for them the product is taken as W_o^T h^T (one copy of the states
+        into (E, N, T B) first), whose output (O, T B) is wide: about 2.5x faster, forward and
+        backward, than the (T B, O) one for O of 1 to 3 on the project's CPU (benchmarks/README.md).
         """
         e, b, t, n = states.shape
         if states.stride(1) == 1 and b > 1:

@@ -10,7 +10,8 @@ How it is laid out, and why (measured on a 2-core CPU, ``benchmarks/p1_*``, ``p3
 
 - **Column layout**: a state is (E, N, B), not (E, B, N), and each product is ``W^T @ h^T``. The
   result is the same, but a batched matmul whose output is (B, 4) (a phase space of a few
-  dimensions) costs about 4x one whose output is (4, B), and the expressivity models are thin.
+  dimensions) costs about 4x one whose output is (4, B) on the project's 2-core CPU
+  (``benchmarks/README.md``), and the expressivity models are thin.
 - **Augmented state** ``[h; x; 1]`` of (E, N + I + 1, B) per sub-step, all kept in one buffer:
   the input projection and the bias ride in the first product instead of a (T, E, width, B) tensor
   of projections built beforehand (as much memory traffic as the scan itself for small models),
@@ -29,8 +30,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-# in place: the pre-activation is a fresh product nobody else reads (the gate's rows excepted,
-# which are not touched), and a second buffer per step costs a page-faulting allocation
+# in place: the pre-activation is a fresh product nobody else reads (the first layer's rows get
+# the activation, the gate's rows the sigmoid), and a second buffer per step is one more
+# allocation and pass over memory
 _ACT = {"linear": lambda p: p, "relu": torch.relu_, "tanh": torch.tanh_}
 
 
@@ -66,7 +68,11 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
         keep: keep what the backward pass needs.
 
     Returns:
-        states (T, E, N, B) after each bin; with ``keep`` also the per-step quantities.
+        states (T, E, N, B) after each bin. With ``keep`` they are a strided slice of ``hx``
+        and come with ``(hx, a1s, hid, zs, fs)``: hx (K + 1, E, N + I + 1, B) the augmented
+        states (K = T * substeps; the input rows of slot K are not set); per step k the first
+        layer's activations a1s[k] (E, first, B), the hidden layers' hid[i][k] (E, M, B), and
+        for a gnODE the gates zs[k] and flow values fs[k] (E, N, B).
     """
     act, depth, gated, substeps = cfg
     actf = _ACT[act]
@@ -90,7 +96,7 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
         states = hx[substeps::substeps, :, :n]
     else:
         states = h0.new_empty(t_bins, e, n, b)
-    a1s, zs, fs, ws = [], [], [], []
+    a1s, zs, fs = [], [], []
     hid = [[] for _ in hidden]
     for j in range(k_steps):
         k = j // substeps
@@ -113,20 +119,18 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
             nxt[:, n:n + n_in].copy_(cur[:, n:n + n_in])  # the next sub-step of the same bin
         out = nxt[:, :n]
         if gated:
-            z = torch.sigmoid(pre[:, first:])
-            wt = ak * z
+            z = torch.sigmoid_(pre[:, first:])  # in the gate rows of pre, which are kept anyway
             if keep:
                 zs.append(z)
                 fs.append(f)
-                ws.append(wt)
-            torch.lerp(h, f, wt, out=out)
+            torch.lerp(h, f, ak * z, out=out)
         elif float_alpha:
             torch.lerp(h, f, ak, out=out)
         else:
             torch.addcmul(h, ak, f - h, out=out)
         if not keep and (j + 1) % substeps == 0:
             states[k].copy_(out)
-    return (states, (hx, a1s, hid, zs, fs, ws)) if keep else states
+    return (states, (hx, a1s, hid, zs, fs)) if keep else states
 
 
 class EulerScan(torch.autograd.Function):
@@ -138,9 +142,12 @@ class EulerScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cfg, h0, xs, alpha, *params):
-        states, lists = scan_columns(cfg, h0, xs, alpha, params, keep=True)
-        ctx.save_for_backward(*params)
-        ctx.lists = lists
+        states, (hx, a1s, hid, zs, fs) = scan_columns(cfg, h0, xs, alpha, params, keep=True)
+        # everything through save_for_backward (not on ctx): autograd then frees it after the
+        # backward pass and raises if any of it (e.g. the returned states, a view of hx) is
+        # modified in place before that
+        ctx.save_for_backward(*params, hx, *a1s, *(a for layer in hid for a in layer), *zs, *fs)
+        ctx.n_params = len(params)
         ctx.cfg = cfg
         ctx.alpha = alpha
         ctx.x_shape = xs.shape
@@ -150,9 +157,16 @@ class EulerScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g_states):
         act, depth, gated, substeps = ctx.cfg
-        params = ctx.saved_tensors
+        saved = ctx.saved_tensors
+        params, hx = saved[: ctx.n_params], saved[ctx.n_params]
+        k_steps = ctx.x_shape[0] * substeps
+        per_step = saved[ctx.n_params + 1:]
+        a1s = per_step[:k_steps]
+        n_layers = max(depth - 1, 0)
+        hid = [per_step[k_steps * (1 + i): k_steps * (2 + i)] for i in range(n_layers)]
+        zs = per_step[k_steps * (1 + n_layers): k_steps * (2 + n_layers)]
+        fs = per_step[k_steps * (2 + n_layers):]
         g_states = g_states.contiguous()  # arrives permuted from the (E, B, T, N) view
-        hx, a1s, hid, zs, fs, ws = ctx.lists
         alpha = ctx.alpha
         float_alpha = not torch.is_tensor(alpha)
         n_hid = max(depth - 1, 0)
@@ -160,7 +174,6 @@ class EulerScan(torch.autograd.Function):
         hidden_w = [wk for wk, _ in hidden]
         t_bins, e, n_in, b = ctx.x_shape
         n = hx.shape[2] - n_in - 1
-        k_steps = len(a1s)
         need_x = ctx.needs_input_grad[2]
 
         # accumulators in the orientation whose output is wider (see the module docstring)
@@ -178,7 +191,7 @@ class EulerScan(torch.autograd.Function):
                 g.add_(g_states[k])  # g is this function's own buffer
             ak = alpha if float_alpha else alpha[k]
             cur = hx[j]
-            cf = ws[j] if gated else ak
+            cf = ak * zs[j] if gated else ak  # the Euler weight w of this step
             gf = g * cf  # dL/df, (E, N, B)
             if depth >= 1:
                 a_in = hid[-1][j] if n_hid else a1s[j]
@@ -232,9 +245,11 @@ def scan_params(model) -> list[Tensor]:
 
 
 def euler_scan(model, x: Tensor, h0: Tensor, alpha) -> Tensor:
-    """States (E, B, T, N) of the Euler scan of a node/gnode ``model`` (a view of a column buffer).
+    """States (E, B, T, N) of the Euler scan of a node/gnode ``model``.
 
-    Runs :class:`EulerScan` when a gradient is needed and :func:`scan_columns` otherwise.
+    Runs :class:`EulerScan` when a gradient is needed and :func:`scan_columns` otherwise. The
+    states are a permuted, strided view of the scan's column-layout buffer (B the fastest
+    dimension): do not modify them in place (autograd raises if they are, before backward).
 
     Args:
         x: (E, B, T, I) inputs, held constant within each bin.
@@ -243,7 +258,7 @@ def euler_scan(model, x: Tensor, h0: Tensor, alpha) -> Tensor:
     """
     spec = model.spec
     if torch.is_tensor(alpha):
-        alpha = alpha.detach().permute(2, 0, 1).unsqueeze(2)  # (T, A, 1, B)
+        alpha = alpha.detach().to(h0).permute(2, 0, 1).unsqueeze(2)  # (T, A, 1, B)
     cfg = (spec.activation, spec.depth, spec.kind == "gnode", int(spec.substeps))
     params = scan_params(model)
     h0_t = h0.transpose(1, 2)

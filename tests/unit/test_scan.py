@@ -144,3 +144,36 @@ def test_use_scan_off_gives_autograd_graph():
     model.use_scan = False
     _, states = model(torch.randn(B, T, I, dtype=torch.float64))
     assert states.grad_fn is not None and not _via_scan(states)
+
+
+def test_in_place_change_of_states_before_backward_raises():
+    """The states are a view of the scan's saved buffer: changing them before backward must not
+    silently corrupt the gradients (autograd's version check, as in the reference loop)."""
+    torch.manual_seed(5)
+    model = _model("gnode", 2, "relu", 1)
+    y, states = model(torch.randn(B, T, I, dtype=torch.float64))
+    loss = y.pow(2).sum()
+    states.detach().mul_(0.5)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+@pytest.mark.parametrize("kind", ["node", "gnode"])
+def test_scan_single_sample_single_bin_and_given_h0(kind):
+    """B = 1 and T = 1 (the readout's other branch), and an h0 given by the caller with a gradient."""
+    torch.manual_seed(6)
+    model = _model(kind, 1, "tanh", 2, learn_h0=False)
+    for b, t in [(1, 1), (1, 4), (3, 1)]:
+        x = torch.randn(b, t, I, dtype=torch.float64)
+        grads = []
+        for use_scan in (True, False):
+            model.use_scan = use_scan
+            model.zero_grad(set_to_none=True)
+            h0 = torch.randn(E, b, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(b + t))
+            h0.requires_grad_(True)
+            y, st = model(x, h0)
+            (y.sin().sum() + st.pow(2).sum()).backward()
+            grads.append([st.detach(), h0.grad] + [p.grad for p in model.parameters()])
+        for got, ref in zip(*grads):
+            torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
+    model.use_scan = True
