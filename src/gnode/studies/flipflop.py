@@ -143,9 +143,11 @@ def arrays(df: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets), each (trials, bins, channels) float32, of one split of a data table."""
     part = df[df["split"] == split].sort_values(["trial", "bin", "channel"])
     n, t, c = part["trial"].nunique(), part["bin"].nunique(), part["channel"].nunique()
+    # copies: the columns of a table read by pyarrow are read-only, and torch warns (and would
+    # share the memory) when it wraps them
     return (
-        part["input"].to_numpy(np.float32).reshape(n, t, c),
-        part["target"].to_numpy(np.float32).reshape(n, t, c),
+        part["input"].to_numpy(np.float32, copy=True).reshape(n, t, c),
+        part["target"].to_numpy(np.float32, copy=True).reshape(n, t, c),
     )
 
 
