@@ -161,18 +161,17 @@ class EulerScan(torch.autograd.Function):
         params, hx = saved[: ctx.n_params], saved[ctx.n_params]
         k_steps = ctx.x_shape[0] * substeps
         per_step = saved[ctx.n_params + 1:]
+        n_hid = max(depth - 1, 0)
         a1s = per_step[:k_steps]
-        n_layers = max(depth - 1, 0)
-        hid = [per_step[k_steps * (1 + i): k_steps * (2 + i)] for i in range(n_layers)]
-        zs = per_step[k_steps * (1 + n_layers): k_steps * (2 + n_layers)]
-        fs = per_step[k_steps * (2 + n_layers):]
+        hid = [per_step[k_steps * (1 + i): k_steps * (2 + i)] for i in range(n_hid)]
+        zs = per_step[k_steps * (1 + n_hid): k_steps * (2 + n_hid)]
+        fs = per_step[k_steps * (2 + n_hid):]
         g_states = g_states.contiguous()  # arrives permuted from the (E, B, T, N) view
         alpha = ctx.alpha
         float_alpha = not torch.is_tensor(alpha)
-        n_hid = max(depth - 1, 0)
         c1, cz, hidden, w_out, _ = _unpack(ctx.cfg, params)
         hidden_w = [wk for wk, _ in hidden]
-        t_bins, e, n_in, b = ctx.x_shape
+        _, e, n_in, b = ctx.x_shape
         n = hx.shape[2] - n_in - 1
         need_x = ctx.needs_input_grad[2]
 
