@@ -21,5 +21,18 @@ def timeit(fn, *, repeat: int = 3, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def interleaved(fn_a, fn_b, *, repeat: int) -> tuple[float, float, list[float]]:
+    """Time ``fn_a`` and ``fn_b`` in ``repeat`` interleaved pairs (one warm-up call each first):
+    a noisy neighbour slows both sides of a pair alike.
+
+    Returns the median seconds of each, and the per-pair ratios t_a / t_b, sorted.
+    """
+    fn_a()
+    fn_b()
+    pairs = [(timeit(fn_a, repeat=1, warmup=0), timeit(fn_b, repeat=1, warmup=0)) for _ in range(repeat)]
+    return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs),
+            sorted(p[0] / p[1] for p in pairs))
+
+
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"

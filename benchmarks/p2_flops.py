@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, timeit  # noqa: E402
+from _common import interleaved, machine  # noqa: E402
 
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
 from gnode.training import FitSettings, fit  # noqa: E402
@@ -52,20 +52,16 @@ def main():
     settings = FitSettings(epochs=1, batch_size=batch, lr=[1e-3] * a.members, weight_decay=[0.1] * a.members,
                            seeds=list(range(a.members)))
     flops = 3 * forward_flops(spec, batch, bins) * a.batches * a.members
-    # interleaved (matmul, training) pairs: a noisy neighbour slows both sides of a pair alike
-    pairs = []
-    for _ in range(a.repeat):
-        mm = 2 * size**3 / timeit(lambda: x @ y, repeat=3)
-        train = flops / timeit(lambda: fit(ens, data, small_test, settings), repeat=1, warmup=0 if pairs else 1)
-        pairs.append((mm, train))
-    mm = statistics.median(p[0] for p in pairs)
-    train = statistics.median(p[1] for p in pairs)
-    ratios = sorted(p[1] / p[0] for p in pairs)
+    t_mm, t_train, time_ratios = interleaved(lambda: x @ y, lambda: fit(ens, data, small_test, settings),
+                                             repeat=a.repeat)
+    mm, train = 2 * size**3 / t_mm, flops / t_train
+    ratios = [flops / (2 * size**3) * r for r in time_ratios]  # per pair: training rate / matmul rate
     print(f"  matmul {size}x{size}: {mm / 1e9:.1f} GFLOP/s")
     print(f"  gnode N=100 F 3x100 ensemble of {a.members}, {a.batches} steps of batch {batch} x {bins} bins: "
           f"{train / 1e9:.1f} GFLOP/s")
     print(f"  ratio {statistics.median(ratios):.0%} of the matmul rate (median of {a.repeat} pairs; "
           f"range {ratios[0]:.0%}-{ratios[-1]:.0%})")
+
 
 if __name__ == "__main__":
     main()

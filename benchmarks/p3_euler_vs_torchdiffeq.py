@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, timeit  # noqa: E402
+from _common import interleaved, machine  # noqa: E402
 
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
 
@@ -43,12 +43,7 @@ def main():
         x = torch.randn(batch, bins, i, generator=torch.Generator().manual_seed(0))
         native = RecurrentEnsemble(ModelSpec(**kw), [0])
         tdq = RecurrentEnsemble(ModelSpec(**kw, solver="euler"), [0])
-        # interleaved pairs: a noisy neighbour slows both sides of a pair alike
-        pairs = [(timeit(lambda: step(tdq, x), repeat=1), timeit(lambda: step(native, x), repeat=1))
-                 for _ in range(a.repeat)]
-        t_t = statistics.median(p[0] for p in pairs)
-        t_n = statistics.median(p[1] for p in pairs)
-        ratios = sorted(p[0] / p[1] for p in pairs)
+        t_t, t_n, ratios = interleaved(lambda: step(tdq, x), lambda: step(native, x), repeat=a.repeat)
         print(f"  {name}: torchdiffeq {t_t * 1e3:.0f} ms  native {t_n * 1e3:.0f} ms  "
               f"ratio {statistics.median(ratios):.2f}x (median of {a.repeat} pairs; range {ratios[0]:.2f}-{ratios[-1]:.2f})")
 
