@@ -18,6 +18,7 @@ from gnode.config import DATASET_NAMES, RealWorldTask, validate_config
 from gnode.datasets import DATASETS
 from gnode.models import MODEL_KINDS, RecurrentEnsemble
 from gnode.studies import realworld as rw
+from gnode.studies import realworld_summary as rws
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = list(MODEL_KINDS)
@@ -256,7 +257,7 @@ def _evals(values: dict[str, list[float]], metric="mse", task="walker2d"):
 
 
 def test_summary_is_mean_and_sd_over_seeds():
-    s = rw.summarise(_evals({"node": [1.0, 2.0, 3.0], "gnode": [1.0, 1.0, math.nan]}))
+    s = rws.summarise(_evals({"node": [1.0, 2.0, 3.0], "gnode": [1.0, 1.0, math.nan]}))
     node = s.set_index("model").loc["node"]
     assert node["mean"] == 2.0 and node["sd"] == 1.0 and node["n_ok"] == 3
     gn = s.set_index("model").loc["gnode"]
@@ -269,8 +270,8 @@ def test_gating_claims_pair_seeds_and_respect_the_metric_direction():
         _evals({"node": [0.9, 0.8, 0.85], "gnode": [0.95, 0.9, 0.9]}, metric="accuracy", task="chars"),
         _evals({"rnn": [1.0, 2.0]}, task="only_rnn"),
     ])
-    c = rw.gating_claims(ev).set_index("claim_id")
-    assert list(rw.gating_claims(ev).columns) == CLAIMS_SCHEMA.names
+    c = rws.gating_claims(ev).set_index("claim_id")
+    assert list(rws.gating_claims(ev).columns) == CLAIMS_SCHEMA.names
     w = c.loc["rw_gating_walker2d"]
     assert w["value"] == pytest.approx(np.mean([1.0, 1.1, 1.1])) and w["holds"]
     assert c.loc["rw_gating_walker2d_significant"]["value"] > 2 and c.loc["rw_gating_walker2d_significant"]["holds"]

@@ -60,3 +60,25 @@ def test_editing_gnode_source_reruns_the_jobs_whose_code_changed(finished):
     flipflop = [m for m in jobs["train_flipflop"] if "flip-flop" in m]
     assert set(models_of(flipflop)) == {"rnn", "gru", "mgru", "node", "gnode"} and len(flipflop) == 11
     assert "prepare_flipflop_data" not in jobs
+
+
+def test_editing_the_scan_reruns_training_and_evaluation_but_not_the_data(finished):
+    # gnode.scan is imported lazily by gnode.models: the import graph finds it
+    work, env = finished
+    scan = work / "src" / "gnode" / "scan.py"
+    scan.write_text(scan.read_text() + "\n# an edit\n")
+    jobs = planned_jobs(work, *TEST, env=env)
+    flipflop = [m for m in jobs["train_flipflop"] if "flip-flop" in m]
+    assert len(flipflop) == 11 and len(jobs["evaluate_flipflop"]) == 11
+    assert "fit_expressivity" in jobs  # the expressivity fits run the scan too
+    assert "prepare_flipflop_data" not in jobs
+
+
+def test_editing_the_claims_reruns_no_training(finished):
+    work, env = finished
+    claims = work / "src" / "gnode" / "claims.py"
+    claims.write_text(claims.read_text() + "\n# an edit\n")
+    jobs = planned_jobs(work, *TEST, env=env)
+    assert {"claims_flipflop", "gather_claims"} <= set(jobs)
+    trained = {"train_flipflop", "train_realworld", "fit_expressivity", "evaluate_flipflop", "prepare_flipflop_data"}
+    assert not trained & set(jobs), sorted(jobs)

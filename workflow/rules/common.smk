@@ -1,12 +1,15 @@
 # The only place that reads the configuration: validate it before any job is planned, and
 # derive the job lists and per-rule settings from the typed result.
+from pathlib import Path
+
 import torch
 
 from gnode.config import ConfigError, validate_config
-from gnode.runtime import source_hash
+from gnode.codegraph import script_hashes
 from gnode.studies import expressivity as ex_study
 from gnode.studies import flipflop as ff
 from gnode.studies import flipflop_analysis as ffa
+from gnode.studies import flipflop_data as ffd
 from gnode.studies import realworld as rw
 
 
@@ -24,27 +27,9 @@ RUN = {"device": CFG.device, "dtype": CFG.dtype}
 USES_GPU = int(CFG.device == "cuda" or (CFG.device == "auto" and torch.cuda.is_available()))
 
 # Snakemake does not see changes inside the imported package: each rule carries the hash of
-# the modules its job runs, so editing them re-runs exactly those jobs.
-CODE = {
-    "data": source_hash("gnode.tasks", "gnode.studies.flipflop", "gnode.io"),
-    "train": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
-    "evaluate": source_hash("gnode.models", "gnode.training", "gnode.studies.flipflop", "gnode.io"),
-    # one hash per study's figures: editing one plotting module redraws only its figures
-    "plot_flipflop": source_hash("gnode.plotting.flipflop", "gnode.plotting.common"),
-    "plot_attractors": source_hash("gnode.plotting.attractors", "gnode.plotting.common"),
-    "plot_expressivity": source_hash("gnode.plotting.expressivity", "gnode.plotting.common"),
-    "plot_realworld": source_hash("gnode.plotting.realworld", "gnode.plotting.common"),
-    "analyse": source_hash(
-        "gnode.models", "gnode.fixed_points", "gnode.attractors", "gnode.studies.flipflop",
-        "gnode.studies.flipflop_analysis", "gnode.io",
-    ),
-    "flipflop_claims": source_hash("gnode.claims", "gnode.studies.flipflop_claims", "gnode.io"),
-    "claims": source_hash("gnode.claims"),
-    "expressivity": source_hash("gnode.models", "gnode.training", "gnode.expressivity", "gnode.studies.expressivity"),
-    "realworld_data": source_hash("gnode.datasets", "gnode.studies.realworld", "gnode.io"),
-    "realworld_train": source_hash("gnode.models", "gnode.training", "gnode.studies.realworld", "gnode.io"),
-    "realworld_summary": source_hash("gnode.studies.realworld", "gnode.claims", "gnode.io"),
-}
+# every gnode module its script can import (read from the import graph, gnode.codegraph), so
+# editing a module re-runs exactly the jobs that run it. Keyed by the script's name.
+CODE = script_hashes(Path(workflow.basedir) / "workflow" / "scripts")
 # memory (MB) of the real-world jobs per dataset: Speech Commands holds ~35k clips x 161 x 20
 REALWORLD_DATA_MEM = {"walker2d": 2000, "character_trajectories": 2000, "speech_commands": 8000}
 REALWORLD_TRAIN_MEM = {"walker2d": 4000, "character_trajectories": 4000, "speech_commands": 16000}

@@ -12,7 +12,7 @@ rule fit_expressivity:
         fits="results/expressivity/fits/flow{flow}_gated{gated}.parquet",
     params:
         settings=lambda w: ex_study.job_settings(CFG, int(w.flow), bool(int(w.gated))),
-        code=CODE["expressivity"],
+        code=CODE["fit_expressivity"],
     threads: CFG.threads
     resources:
         mem_mb=4000,
@@ -38,7 +38,7 @@ rule score_expressivity:
         claims="results/expressivity/claims.parquet",
     params:
         sweep=ex_study.sweep_settings(CFG),
-        code=CODE["expressivity"],
+        code=CODE["score_expressivity"],
     log:
         "logs/score_expressivity.log",
     conda:
@@ -54,7 +54,7 @@ rule examples_expressivity:
         examples="results/expressivity/examples.parquet",
     params:
         settings=lambda w: {"seed": CFG.seed, **RUN, "sweep": ex_study.sweep_settings(CFG)},
-        code=CODE["expressivity"],
+        code=CODE["examples_expressivity"],
     threads: CFG.threads
     resources:
         mem_mb=2000,

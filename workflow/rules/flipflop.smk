@@ -9,8 +9,8 @@ rule prepare_flipflop_data:
     output:
         data="results/flipflop/data/{task}.parquet",
     params:
-        settings=lambda w: ff.data_settings(CFG, w.task),
-        code=CODE["data"],
+        settings=lambda w: ffd.data_settings(CFG, w.task),
+        code=CODE["prepare_flipflop_data"],
     log:
         "logs/prepare_flipflop_data/{task}.log",
     conda:
@@ -30,7 +30,7 @@ rule train_flipflop:
     params:
         settings=lambda w: ff.job_settings(CFG, w.experiment, w.model),
         checkpoints=lambda w: f"results/checkpoints/flipflop/{w.experiment}/{w.model}_N{w.n}",
-        code=CODE["train"],
+        code=CODE["train_flipflop"],
     threads: CFG.threads
     resources:
         mem_mb=4000,
@@ -57,7 +57,7 @@ rule evaluate_flipflop:
         examples="results/flipflop/{experiment}/{model}_N{n}/examples.parquet",
     params:
         run=RUN,
-        code=CODE["evaluate"],
+        code=CODE["evaluate_flipflop"],
     threads: CFG.threads
     resources:
         mem_mb=2000,
@@ -79,6 +79,8 @@ rule summarise_flipflop:
     output:
         summary="results/flipflop/summary.parquet",
         html=report("results/flipflop/summary.html", caption="../report/flipflop_summary.rst", category="Flip-flop"),
+    params:
+        code=CODE["summarise_flipflop"],
     log:
         "logs/summarise_flipflop.log",
     conda:
@@ -137,7 +139,7 @@ rule analyse_flipflop_attractors:
         **{t: f"results/flipflop/{{experiment}}/attractors/{t}.parquet" for t in FLIPFLOP_ANALYSIS_TABLES},
     params:
         settings=lambda w: ffa.analysis_settings(CFG, w.experiment),
-        code=CODE["analyse"],
+        code=CODE["analyse_flipflop_attractors"],
     threads: CFG.threads
     resources:
         mem_mb=4000,
@@ -184,7 +186,7 @@ rule plot_flipflop_attractors:
         ),
     params:
         figures=CFG.figures.model_dump(),
-        code=CODE["plot_attractors"],
+        code=CODE["plot_flipflop_attractors"],
     log:
         "logs/plot_flipflop_attractors/{experiment}.log",
     conda:
@@ -207,7 +209,7 @@ rule plot_flipflop_overview:
         other_formats=expand("results/figures/flipflop/test_loss_all_tasks.{fmt}", fmt=EXTRA_FORMATS),
     params:
         figures=CFG.figures.model_dump(),
-        code=CODE["plot_flipflop"],
+        code=CODE["plot_flipflop_overview"],
     log:
         "logs/plot_flipflop_overview.log",
     conda:
@@ -233,7 +235,7 @@ rule claims_flipflop:
             "tasks": {name: exp.task for name, exp in EXPERIMENTS.items()},
             "thresholds": CFG.flipflop.claims.model_dump(),
         },
-        code=CODE["flipflop_claims"],
+        code=CODE["claims_flipflop"],
     log:
         "logs/claims_flipflop.log",
     conda:

@@ -10,7 +10,7 @@ rule prepare_realworld_data:
         data="results/realworld/data/{task}.parquet",
     params:
         settings=lambda w: rw.data_settings(CFG, w.task),
-        code=CODE["realworld_data"],
+        code=CODE["prepare_realworld_data"],
     threads: 1
     resources:
         mem_mb=lambda w: REALWORLD_DATA_MEM[REALWORLD[w.task].dataset],
@@ -35,7 +35,7 @@ rule train_realworld:
     params:
         settings=lambda w: rw.job_settings(CFG, w.task, w.model),
         checkpoints=lambda w: f"results/checkpoints/realworld/{w.task}/{w.model}",
-        code=CODE["realworld_train"],
+        code=CODE["train_realworld"],
     threads: CFG.threads
     resources:
         mem_mb=lambda w: REALWORLD_TRAIN_MEM[REALWORLD[w.task].dataset],
@@ -63,7 +63,7 @@ rule summarise_realworld:
             "results/realworld/summary.html", caption="../report/realworld_summary.rst", category="Real-world"
         ),
     params:
-        code=CODE["realworld_summary"],
+        code=CODE["summarise_realworld"],
     threads: 1
     resources:
         mem_mb=1000,

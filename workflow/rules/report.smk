@@ -9,7 +9,7 @@ rule gather_claims:
         table="results/claims.parquet",
         html=report("results/claims.html", caption="../report/claims.rst", category="Claims"),
     params:
-        code=CODE["claims"],
+        code=CODE["gather_claims"],
     log:
         "logs/gather_claims.log",
     conda:

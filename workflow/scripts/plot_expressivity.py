@@ -3,8 +3,8 @@
 Inputs: ``fits``, ``scores``, ``examples``. Outputs: one PNG per figure and a PDF beside it.
 """
 
+from gnode.plotting import expressivity
 from gnode.runtime import setup_job
-from gnode.studies import expressivity
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(1, sm.log[0])

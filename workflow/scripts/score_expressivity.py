@@ -4,8 +4,8 @@ Inputs: ``fits``. Outputs: ``scores``, ``claims`` (Parquet). Params: ``sweep``.
 """
 
 from gnode.runtime import setup_job
-from gnode.studies import expressivity
+from gnode.studies import expressivity_scores
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(1, sm.log[0])
-expressivity.score_job(dict(sm.params.sweep), list(sm.input.fits), sm.output.scores, sm.output.claims)
+expressivity_scores.score_job(dict(sm.params.sweep), list(sm.input.fits), sm.output.scores, sm.output.claims)

@@ -20,6 +20,7 @@ import pandas as pd
 import seaborn as sns
 
 from gnode.expressivity import n_needed, threshold_for
+from gnode.io import read_table
 from gnode.plotting.common import save
 
 GATE_LABEL = {False: "nODE (non-gated)", True: "gnODE (gated)"}
@@ -179,3 +180,14 @@ def plot_example_fits(examples: pd.DataFrame, path) -> list[Path]:
                 ax.set_xlabel("t (windows)")
     axes[0][0].legend(fontsize=6, loc="lower left")
     return _save(fig, path)
+
+
+def plot_job(fit_paths: list[str], scores_path, examples_path, out: dict, threshold="adaptive") -> None:
+    """Draw the expressivity figures; ``out`` maps figure name -> PNG path (a PDF is written beside)."""
+    fits = pd.concat([read_table(p) for p in fit_paths], ignore_index=True)
+    scores = read_table(scores_path)
+    plot_score_heatmaps(scores, out["heatmaps"])
+    plot_iso_expressivity(scores, out["iso"])
+    plot_score_vs_params(scores, out["params"])
+    plot_r2_vs_k(fits, out["r2"], threshold=threshold)
+    plot_example_fits(read_table(examples_path), out["examples"])

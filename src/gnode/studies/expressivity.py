@@ -1,4 +1,5 @@
-"""The expressivity study, one function per workflow step: fit, score, examples, figures.
+"""The expressivity study, one function per workflow step: fit and examples (scores and claims:
+:mod:`gnode.studies.expressivity_scores`; figures: :mod:`gnode.plotting.expressivity`).
 
 A fitting job covers one (flow field, gated) pair of the sweep over all N (the fits of a class
 do not depend on how the sweep is split). Tables: fits (one row per class x K x target), scores
@@ -10,11 +11,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
 
 from gnode import expressivity as ex
 from gnode import io
-from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
 from gnode.config import Config
 from gnode.runtime import DTYPES, resolve_device
 
@@ -40,28 +39,6 @@ def fit_job(settings: dict, out_fits: str | Path) -> None:
     io.write_table(fits[ex.FIT_COLUMNS], out_fits, ex.FIT_SCHEMA, io.provenance(settings, device=device))
 
 
-def _claims_rows(scores: pd.DataFrame) -> pd.DataFrame:
-    """The measure's claims in the shared claims schema."""
-    ids = ["ex_grows_with_n", "ex_grows_with_flow", "ex_richer_flow_lower_n", "ex_gating_helps", "ex_linear_check"]
-    comparisons = [">=", ">=", ">", ">", ">="]
-    rows = []
-    for cid, cmp, r in zip(ids, comparisons, ex.claims(scores).itertuples()):
-        rows.append(claim("expressivity", cid, r.claim, r.statistic, r.value, cmp, r.threshold,
-                          note=f"N in {sorted(scores['n'].unique())}, {scores['flow'].nunique()} flow fields"))
-    return claims_frame(rows)
-
-
-def score_job(cfg_sweep: dict, fit_paths: list[str], out_scores, out_claims) -> pd.DataFrame:
-    """Score every class from the fits of all jobs; write the scores and the claims."""
-    fits = pd.concat([io.read_table(p) for p in fit_paths], ignore_index=True)
-    s = ex.resolve_settings(cfg_sweep)
-    scores = ex.score(fits, s["threshold"], flow_order=[ex.flow_label(f) for f in s["flows"]])
-    prov = io.provenance({"sweep": cfg_sweep, "inputs": sorted(map(str, fit_paths))})
-    io.write_table(scores[ex.SCORE_COLUMNS], out_scores, ex.SCORE_SCHEMA, prov)
-    io.write_table(_claims_rows(scores), out_claims, CLAIMS_SCHEMA, prov)
-    return scores
-
-
 def example_classes(sweep: dict) -> tuple[list[dict], list[int]]:
     """The classes and K of the example panel: the two smallest N >= 2, the simplest and richest
     flow, non-gated, K = 1..3."""
@@ -77,16 +54,3 @@ def examples_job(settings: dict, out_examples) -> None:
     classes, ks = example_classes(settings["sweep"])
     df = ex.example_fits(classes, ks, settings["sweep"], device=device, dtype=dtype, seed=settings["seed"], log=logger)
     io.write_table(df[ex.EXAMPLE_COLUMNS], out_examples, ex.EXAMPLE_SCHEMA, io.provenance(settings, device=device))
-
-
-def plot_job(fit_paths: list[str], scores_path, examples_path, out: dict, threshold="adaptive") -> None:
-    """Draw the expressivity figures; ``out`` maps figure name -> PNG path (a PDF is written beside)."""
-    from gnode.plotting import expressivity as plots
-
-    fits = pd.concat([io.read_table(p) for p in fit_paths], ignore_index=True)
-    scores = io.read_table(scores_path)
-    plots.plot_score_heatmaps(scores, out["heatmaps"])
-    plots.plot_iso_expressivity(scores, out["iso"])
-    plots.plot_score_vs_params(scores, out["params"])
-    plots.plot_r2_vs_k(fits, out["r2"], threshold=threshold)
-    plots.plot_example_fits(io.read_table(examples_path), out["examples"])

@@ -1,4 +1,4 @@
-"""The flip-flop study, one function per workflow step: prepare, train, evaluate, summarise.
+"""The flip-flop study, one function per workflow step: train, evaluate, summarise (data: flipflop_data).
 
 Tables (all Parquet, schemas below):
 - data: one row per (trial, bin, channel) with input and target, and the split;
@@ -21,25 +21,14 @@ import pyarrow as pa
 import torch
 
 from gnode import io
-from gnode.config import Config, Experiment, FlipFlopData
+from gnode.config import Config, Experiment
 from gnode.models import ModelSpec, RecurrentEnsemble, load_model, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
-from gnode.tasks import flipflop
+from gnode.studies.flipflop_data import DATA_SCHEMA, arrays  # noqa: F401 (DATA_SCHEMA: re-exported)
 from gnode.training import FitSettings, evaluate_loss, fit
 
 logger = logging.getLogger(__name__)
 
-DATA_SCHEMA = pa.schema(
-    [
-        ("trial", pa.int32()),
-        ("split", pa.string()),
-        ("bin", pa.int32()),
-        ("t", pa.float32()),
-        ("channel", pa.int8()),
-        ("input", pa.float32()),
-        ("target", pa.float32()),
-    ]
-)
 HISTORY_SCHEMA = pa.schema(
     [
         ("experiment", pa.string()),
@@ -103,52 +92,6 @@ SUMMARY_SCHEMA = pa.schema(
         ("n_params", pa.int64()),
     ]
 )
-
-
-# ------------------------------------------------------------------------------ data
-def data_settings(cfg: Config, task: str) -> dict:
-    """Everything a task's data depends on (a rule's params: a change re-generates the data)."""
-    return {"task": task, "base_seed": cfg.seed, **cfg.flipflop.data.model_dump()}
-
-
-def make_data(settings: dict) -> pd.DataFrame:
-    """Generate a task's trials (settings of :func:`data_settings`) as a long table (trial, bin, channel)."""
-    d = FlipFlopData.model_validate({k: v for k, v in settings.items() if k not in ("task", "base_seed")})
-    task = settings["task"]
-    data = flipflop.generate(
-        task, d.n_trials, seed=derive_seed(settings["base_seed"], d.seed, stable_id(task)), n_bins=d.n_bins,
-        pulse_width=d.pulse_width,
-    )
-    n, t, c = data.inputs.shape
-    trial, b, ch = np.meshgrid(np.arange(n), np.arange(t), np.arange(c), indexing="ij")
-    return pd.DataFrame(
-        {
-            "trial": trial.ravel(),
-            "split": np.where(trial.ravel() < d.n_train, "train", "test"),
-            "bin": b.ravel(),
-            "t": ((b.ravel() + 1) / t).astype(np.float32),
-            "channel": ch.ravel(),
-            "input": data.inputs.ravel(),
-            "target": data.targets.ravel(),
-        }
-    )
-
-
-def prepare_data(settings: dict, out: str | Path) -> None:
-    """Write the data table of one task."""
-    io.write_table(make_data(settings), out, DATA_SCHEMA, io.provenance(settings))
-
-
-def arrays(df: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(inputs, targets), each (trials, bins, channels) float32, of one split of a data table."""
-    part = df[df["split"] == split].sort_values(["trial", "bin", "channel"])
-    n, t, c = part["trial"].nunique(), part["bin"].nunique(), part["channel"].nunique()
-    # copies: the columns of a table read by pyarrow are read-only, and torch warns (and would
-    # share the memory) when it wraps them
-    return (
-        part["input"].to_numpy(np.float32, copy=True).reshape(n, t, c),
-        part["target"].to_numpy(np.float32, copy=True).reshape(n, t, c),
-    )
 
 
 # ------------------------------------------------------------------------- training

@@ -32,7 +32,7 @@ from gnode import io
 from gnode.config import Config
 from gnode.models import load_model
 from gnode.runtime import derive_seed, resolve_device, stable_id
-from gnode.studies.flipflop import arrays
+from gnode.studies.flipflop_data import arrays
 
 logger = logging.getLogger(__name__)
 
