@@ -29,8 +29,8 @@ Variants (name: channels, pulses per trial, initial target, pulse value):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
