@@ -257,25 +257,19 @@ def trajectory_gates(model: RecurrentEnsemble, x: Tensor, states: Tensor, h0: Te
 def memory_probes(task: str, n: int, pulse_width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Inputs that store a value, and the value, for the memory test of a flip-flop task.
 
-    3-bit tasks: one pulse per channel, back to back, each from the task's amplitude
-    distribution (±1 or U[-1, 1]), so that all three channels hold a value. 2-bit tasks: one
-    pulse carrying a point of the task's set (rectangle, annulus or ring).
+    Tasks whose pulses set one channel (3-bit, 2-bit fixed, square, rectangle): one pulse per
+    channel, back to back, each from that channel's amplitude law, so that every channel holds a
+    value. Tasks whose pulses set a point (disk, ring): one pulse carrying a point of the task.
 
     Returns inputs (n, P, C) float32 (P bins of pulses) and stored values (n, C) float32.
     """
     c = flipflop.n_channels(task)
-    if task.startswith("3bit"):
-        vals = rng.choice([-1.0, 1.0], size=(n, c)) if task == "3bit_fixed" else rng.uniform(-1.0, 1.0, size=(n, c))
+    vals = flipflop.stored_values(task, n, rng)
+    if flipflop.one_channel(task):
         x = np.zeros((n, c * pulse_width, c))
         for ch in range(c):
             x[:, ch * pulse_width : (ch + 1) * pulse_width, ch] = vals[:, ch : ch + 1]
     else:
-        if task == "2bit_rectangle":
-            vals = np.stack([rng.uniform(-2.0, 2.0, n), rng.uniform(-1.0, 1.0, n)], axis=-1)
-        else:
-            theta = rng.uniform(0.0, 2 * math.pi, n)
-            r = np.sqrt(rng.uniform(1.0, 4.0, n)) if task == "2bit_disk" else np.full(n, 2.0)
-            vals = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=-1)
         x = np.repeat(vals[:, None, :], pulse_width, axis=1)
     return x.astype(np.float32), vals.astype(np.float32)
 

@@ -127,15 +127,23 @@ def test_memory_test_runs_members_in_chunks_with_the_same_result():
     np.testing.assert_allclose(one.drift[0], whole.drift[1])
 
 
-@pytest.mark.parametrize("task", ["3bit_fixed", "3bit_variable", "2bit_rectangle", "2bit_disk", "2bit_ring"])
+@pytest.mark.parametrize(
+    "task", ["3bit_fixed", "3bit_variable", "2bit_fixed", "2bit_square", "2bit_rectangle", "2bit_disk", "2bit_ring"]
+)
 def test_memory_probes_store_values_of_the_task(task):
     x, v = att.memory_probes(task, 200, 3, np.random.default_rng(0))
     c = 3 if task.startswith("3bit") else 2
-    assert v.shape == (200, c) and x.shape == (200, (c if c == 3 else 1) * 3, c)
-    if task == "3bit_fixed":
+    # one-channel pulses: one pulse per channel, back to back; disk and ring: one point pulse
+    pulses = 1 if task in ("2bit_disk", "2bit_ring") else c
+    assert v.shape == (200, c) and x.shape == (200, pulses * 3, c)
+    if pulses > 1:
+        assert np.all((x != 0).sum(axis=2) == 1)
+    if task.endswith("fixed"):
         assert set(np.unique(v)) == {-1.0, 1.0}
-    if task == "3bit_variable":
+    if task in ("3bit_variable", "2bit_square"):
         assert np.abs(v).max() <= 1
+    if task == "2bit_rectangle":
+        assert np.abs(v[:, 0]).max() > 1.5 and np.abs(v[:, 0]).max() <= 2 and np.abs(v[:, 1]).max() <= 1
     r = np.linalg.norm(v, axis=1)
     if task == "2bit_ring":
         np.testing.assert_allclose(r, 2, rtol=1e-6)
