@@ -303,7 +303,7 @@ def concat_ensembles(parts: list[RecurrentEnsemble]) -> RecurrentEnsemble:
     seeds = [s for p in parts for s in p.seeds]
     out = RecurrentEnsemble(first.spec, seeds, device=first.W_o.device, dtype=first.W_o.dtype, initialise=False)
     with torch.no_grad():
-        for name, p in out.named_parameters():
+        for name, p in [*out.named_parameters(), *out.named_buffers()]:  # buffers: a fixed h0
             p.copy_(torch.cat([getattr(q, name) for q in parts]))
     return out
 
