@@ -18,6 +18,11 @@ layers ``act(W h + b)`` of width M, then a linear layer back to N. ``depth = 0``
 single-layer flow ``F = act(W h + U x + b)`` (N units; with tanh and alpha = 1 a gnODE is then
 exactly an mGRU). Shapes: inputs ``x`` (E, B, T, I) or (B, T, I) shared by all members;
 states (E, B, T, N); outputs (E, B, T, O). One time bin of width ``dt`` per input sample.
+
+The initial state h0 (``ModelSpec.initial_state``, :data:`INITIAL_STATES`) is zeros, a learned
+vector, a learned affine map of the first input bin, or a fixed seeded draw; the initialisation
+(``ModelSpec.init``, :data:`INITS`) is Glorot (xavier), the authors' critical rule or our
+iterated variant of it (docs/design.md, "Critical initialisation").
 """
 
 from __future__ import annotations
