@@ -11,6 +11,11 @@ from gnode.config import validate_config
 from gnode.models import RecurrentEnsemble, input_means, load_model
 from gnode.studies import flipflop as ff
 
+try:  # the data steps moved to their own module on main
+    from gnode.studies.flipflop_data import data_settings, prepare_data
+except ImportError:
+    from gnode.studies.flipflop import data_settings, prepare_data
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -35,7 +40,7 @@ def test_train_job_passes_the_protocol_settings_through(tmp_path, monkeypatch, i
     assert (settings["initial_state"], settings["select_every"], settings["shuffle"]) == (initial_state, select_every,
                                                                                           shuffle)
     data = tmp_path / "data.parquet"
-    ff.prepare_data(ff.data_settings(cfg, "3bit_fixed"), data)
+    prepare_data(data_settings(cfg, "3bit_fixed"), data)
     seen = {}
 
     class Spy(RecurrentEnsemble):  # records what the job gives the model and fit
