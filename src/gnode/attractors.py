@@ -245,7 +245,7 @@ def trajectory_gates(model: RecurrentEnsemble, x: Tensor, states: Tensor, h0: Te
         return None
     x = model._expand_input(x)
     e, b, t, _ = x.shape
-    h0 = model.initial_state(b) if h0 is None else h0
+    h0 = model.initial_state(x) if h0 is None else h0
     prev = torch.cat([h0.unsqueeze(2), states[:, :, :-1]], dim=2)
     xp = model.project_inputs(x)["U_z"].reshape(e, b * t, -1)
     with torch.no_grad():

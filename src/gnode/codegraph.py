@@ -66,12 +66,26 @@ def imported_names(source: str, current: str | None = None, is_package: bool = F
             else:
                 base = node.module or ""
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+            lazy = lazy_exports(base)
+            found.update(lazy.get(alias.name, f"{base}.{alias.name}") for alias in node.names)
     return {name for name in found if module_file(name) is not None}
 
 
 def _module_imports(path: Path) -> frozenset[str]:
     return _parsed_imports(path, path.stat().st_mtime_ns)
+
+
+def lazy_exports(package: str) -> dict[str, str]:
+    """A package's ``_LAZY`` dict literal (public name -> defining module), {} if it has none:
+    ``from gnode import fit`` runs :mod:`gnode.training`."""
+    path = module_file(package)
+    if path is None or path.name != "__init__.py":
+        return {}
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        if any(isinstance(t, ast.Name) and t.id == "_LAZY" for t in targets) and node.value is not None:
+            return dict(ast.literal_eval(node.value))
+    return {}
 
 
 def _typing_only(node: ast.AST) -> bool:

@@ -245,7 +245,7 @@ def model_spec(n: int, flow: Mapping, gated: bool, *, alpha: float = 0.1, output
         tau=1.0,
         dt=float(alpha),
         substeps=1,
-        learn_h0=True,
+        initial_state="learned",
     )
 
 

@@ -18,6 +18,11 @@ layers ``act(W h + b)`` of width M, then a linear layer back to N. ``depth = 0``
 single-layer flow ``F = act(W h + U x + b)`` (N units; with tanh and alpha = 1 a gnODE is then
 exactly an mGRU). Shapes: inputs ``x`` (E, B, T, I) or (B, T, I) shared by all members;
 states (E, B, T, N); outputs (E, B, T, O). One time bin of width ``dt`` per input sample.
+
+The initial state h0 (``ModelSpec.initial_state``, :data:`INITIAL_STATES`) is zeros, a learned
+vector, a learned affine map of the first input bin, or a fixed seeded draw; the initialisation
+(``ModelSpec.init``, :data:`INITS`) is Glorot (xavier), the authors' critical rule or our
+iterated variant of it (docs/design.md, "Critical initialisation").
 """
 
 from __future__ import annotations
@@ -33,7 +38,13 @@ from torch import Tensor, nn
 MODEL_KINDS = ("rnn", "gru", "mgru", "node", "gnode")
 CONTINUOUS_KINDS = ("node", "gnode")
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "linear": lambda v: v}
-INITS = ("xavier", "critical")
+# xavier: the authors' default (Glorot-uniform weights); critical: the authors' critical
+# initialisation (init_type = "our_normal"), one rescaling; critical_iterated: ours, iterated
+INITS = ("xavier", "critical", "critical_iterated")
+# how h0 is made (per member): zeros; learned: a trained vector; learned_affine: h0 = x_1 A + b of
+# the first input bin, A and b trained (the authors' 3-bit fixed and 2-bit tasks); fixed_random:
+# a Glorot-normal draw from the member's seed, not trained (the authors' 3-bit variable task)
+INITIAL_STATES = ("zeros", "learned", "learned_affine", "fixed_random")
 SOLVERS = ("native", "euler", "rk4", "dopri5")  # native: our Euler scan; others: torchdiffeq
 
 
@@ -59,11 +70,12 @@ class ModelSpec:
     adjoint: bool = False
     rtol: float = 1e-6
     atol: float = 1e-8
-    learn_h0: bool = False
+    initial_state: str = "zeros"
     init: str = "xavier"
 
     def __post_init__(self):
         _check_choice("kind", self.kind, MODEL_KINDS)
+        _check_choice("initial_state", self.initial_state, INITIAL_STATES)
         _check_choice("activation", self.activation, tuple(ACTIVATIONS))
         _check_choice("init", self.init, INITS)
         _check_choice("solver", self.solver, SOLVERS)
@@ -111,12 +123,24 @@ def _param_shapes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
     if spec.kind == "gnode":
         shapes |= {"W_z": (n, n), "U_z": (i, n), "b_z": (1, n)}
     shapes |= {"W_o": (n, o), "b_o": (1, o)}
+    if spec.initial_state == "learned_affine":  # h0 = x_1 A_h0 + b_h0
+        shapes |= {"A_h0": (i, n), "b_h0": (1, n)}
     return shapes
+
+
+READOUT = ("W_o", "b_o")
+H0_PARAMS = ("A_h0", "b_h0")
+
+
+def dynamics_parameters(spec: ModelSpec) -> list[str]:
+    """Names of the parameters of the dynamics and the gate: all but the readout and h0's."""
+    return [k for k in _param_shapes(spec) if k not in READOUT + H0_PARAMS]
 
 
 def parameter_count(spec: ModelSpec) -> int:
     """Trainable parameters of one member of ``spec``, from the shapes alone (nothing is built)."""
-    return sum(a * b for a, b in _param_shapes(spec).values()) + (spec.n_hidden if spec.learn_h0 else 0)
+    learned = spec.n_hidden if spec.initial_state == "learned" else 0
+    return sum(a * b for a, b in _param_shapes(spec).values()) + learned
 
 
 def _input_names(spec: ModelSpec) -> list[str]:
@@ -132,11 +156,29 @@ class RecurrentEnsemble(nn.Module):
         seeds: one integer per member; member e is initialised from ``seeds[e]``.
         device, dtype: where the parameters live (drawn on the CPU first, so that a seed gives
             the same initial weights on every device).
+        mean_input: (I,) the mean input over all training trials and bins, and
+        mean_first_input: (I,) the mean over training trials of the first bin's input: where
+            ``init='critical'`` evaluates the Jacobian (see :func:`critical_scale`); required
+            by that init only (the second only with ``initial_state='learned_affine'``).
+
+    ``h0`` is a parameter (E, 1, N) for ``initial_state='learned'`` and a buffer (saved and
+    loaded, not trained) for ``'fixed_random'``; ``A_h0`` (E, I, N) and ``b_h0`` (E, 1, N) are
+    the parameters of ``'learned_affine'``.
     """
 
     use_scan = True  # node/gnode training: Euler scan with the hand-written backward (gnode.scan)
 
-    def __init__(self, spec: ModelSpec, seeds: Sequence[int], *, device=None, dtype=torch.float32, initialise=True):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        seeds: Sequence[int],
+        *,
+        device=None,
+        dtype=torch.float32,
+        initialise=True,
+        mean_input: Tensor | None = None,
+        mean_first_input: Tensor | None = None,
+    ):
         super().__init__()
         self.spec = spec
         self.seeds = [int(s) for s in seeds]
@@ -144,15 +186,22 @@ class RecurrentEnsemble(nn.Module):
             raise ValueError("an ensemble needs at least one member seed")
         shapes = _param_shapes(spec)
         if initialise:
-            members = [_init_member(spec, shapes, s) for s in self.seeds]
+            members = [_init_member(spec, shapes, s, mean_input, mean_first_input) for s in self.seeds]
         for name, shape in shapes.items():
             if initialise:
                 stacked = torch.stack([mem[name] for mem in members]).to(device=device, dtype=dtype)
             else:  # to be filled by load_state_dict or a copy
                 stacked = torch.zeros((len(self.seeds),) + shape, device=device, dtype=dtype)
             self.register_parameter(name, nn.Parameter(stacked))
-        if spec.learn_h0:
+        if spec.initial_state == "learned":
             self.h0 = nn.Parameter(torch.zeros(len(self.seeds), 1, spec.n_hidden, device=device, dtype=dtype))
+        elif spec.initial_state == "fixed_random":
+            h0 = (
+                torch.stack([mem["h0"] for mem in members])
+                if initialise
+                else torch.zeros(len(self.seeds), 1, spec.n_hidden)
+            )
+            self.register_buffer("h0", h0.to(device=device, dtype=dtype))
 
     # ------------------------------------------------------------------ basics
     @property
@@ -163,9 +212,18 @@ class RecurrentEnsemble(nn.Module):
         """Trainable parameters of one member."""
         return sum(p[0].numel() for p in self.parameters())
 
-    def initial_state(self, batch: int) -> Tensor:
-        """(E, B, N): the learned initial state, or zeros."""
-        if self.spec.learn_h0:
+    def initial_state(self, x: Tensor) -> Tensor:
+        """h0 (E, B, N) for inputs ``x`` (E, B, T, I) or (B, T, I), by ``spec.initial_state``.
+
+        Only ``learned_affine`` reads the input (its first bin, ``x[..., 0, :]``); the other
+        modes use its batch size alone.
+        """
+        x = self._expand_input(x)
+        batch = x.shape[1]
+        mode = self.spec.initial_state
+        if mode == "learned_affine":
+            return torch.baddbmm(self.b_h0, x[:, :, 0], self.A_h0)
+        if mode in ("learned", "fixed_random"):
             return self.h0.expand(-1, batch, -1)
         ref = self.W_o
         return torch.zeros(self.n_members, batch, self.spec.n_hidden, device=ref.device, dtype=ref.dtype)
@@ -298,7 +356,7 @@ class RecurrentEnsemble(nn.Module):
         Args:
             x: (E, B, T, I) or (B, T, I); held constant within each bin. For an autonomous
                 model (``n_input = 0``) pass ``x`` of shape (B, T, 0).
-            h0: (E, B, N) initial state; default the learned one or zeros.
+            h0: (E, B, N) initial state; default :meth:`initial_state` of ``x``.
             dt: optional (B, T) or (E, B, T) bin widths in time units (irregular sampling);
                 default ``spec.dt`` for every bin. Discrete-time models ignore it.
 
@@ -307,7 +365,7 @@ class RecurrentEnsemble(nn.Module):
         """
         x = self._expand_input(x)
         e, b, t, _ = x.shape
-        h = self.initial_state(b) if h0 is None else h0
+        h = self.initial_state(x) if h0 is None else h0
         if self.spec.kind in CONTINUOUS_KINDS and self.spec.solver != "native":
             states = self._integrate_torchdiffeq(x, h, dt)
         else:
@@ -387,7 +445,7 @@ class RecurrentEnsemble(nn.Module):
             self.spec, [self.seeds[i] for i in idx.tolist()], device=ref.device, dtype=ref.dtype, initialise=False
         )
         with torch.no_grad():
-            for name, p in self.named_parameters():
+            for name, p in [*self.named_parameters(), *self.named_buffers()]:
                 getattr(out, name).copy_(p[idx.to(p.device)])
         return out
 
@@ -408,26 +466,89 @@ class _BinField(nn.Module):
 
 
 # ---------------------------------------------------------------- initialisation
-def _init_member(spec: ModelSpec, shapes: dict[str, tuple[int, int]], seed: int) -> dict[str, Tensor]:
-    """Parameters of one member, drawn on the CPU in float64 from ``seed``."""
+def _draw_member(spec: ModelSpec, shapes: dict[str, tuple[int, int]], seed: int) -> dict[str, Tensor]:
+    """Parameters of one member as drawn, before any critical rescaling (CPU, float64, from ``seed``).
+
+    Biases N(0, 1e-3^2) (released scripts). Weights: ``xavier`` Glorot-uniform (the authors'
+    default); ``critical`` N(0, 1/fan_in) for every weight, readout and h0 map included (the
+    authors' ``our_normal``: Kaiming-normal with gain 1); ``critical_iterated`` the same except
+    a Glorot-uniform readout. ``fixed_random`` adds ``h0`` (1, N) ~ N(0, 2/(1 + N)), Flux's
+    ``glorot_normal(N)`` of a vector, drawn last so that the other draws do not depend on it.
+    """
     g = torch.Generator().manual_seed(seed)
     params: dict[str, Tensor] = {}
     for name, (fan_in, fan_out) in shapes.items():
         if name.startswith("b"):
-            # released scripts: biases N(0, 1e-3^2)
             params[name] = 1e-3 * torch.randn(fan_in, fan_out, generator=g, dtype=torch.float64)
-        elif spec.init == "xavier" or name == "W_o":
+        elif spec.init == "xavier" or (spec.init == "critical_iterated" and name == "W_o"):
             bound = math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
             params[name] = (2 * torch.rand(fan_in, fan_out, generator=g, dtype=torch.float64) - 1) * bound
-        else:  # critical: N(0, 1/fan_in), rescaled below
+        else:  # N(0, 1/fan_in)
             params[name] = torch.randn(fan_in, fan_out, generator=g, dtype=torch.float64) / math.sqrt(max(fan_in, 1))
-    if spec.init == "critical":
-        critical_rescale(spec, params)
+    if spec.initial_state == "fixed_random":
+        n = spec.n_hidden
+        params["h0"] = torch.randn(1, n, generator=g, dtype=torch.float64) * math.sqrt(2.0 / (1 + n))
     return params
 
 
+def _init_member(
+    spec: ModelSpec,
+    shapes: dict[str, tuple[int, int]],
+    seed: int,
+    mean_input: Tensor | None = None,
+    mean_first_input: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Parameters of one member (CPU, float64): :func:`_draw_member`, then the init's rescaling."""
+    params = _draw_member(spec, shapes, seed)
+    if spec.init == "critical":
+        x_bar = _as_input(spec, mean_input, "mean_input")
+        critical_scale(spec, params, x_bar, mean_initial_state(spec, params, mean_first_input))
+    elif spec.init == "critical_iterated":
+        critical_rescale_iterated(spec, params)
+    return params
+
+
+def _as_input(spec: ModelSpec, x: Tensor | None, name: str) -> Tensor:
+    """A mean input (I,) as float64 on the CPU; required when the model has inputs."""
+    if x is None:
+        if spec.n_input:
+            raise ValueError(f"init='critical' needs {name} (the training inputs' mean, shape ({spec.n_input},))")
+        return torch.zeros(0, dtype=torch.float64)
+    x = torch.as_tensor(x).detach().to("cpu", torch.float64).reshape(-1)
+    if x.numel() != spec.n_input:
+        raise ValueError(f"{name} must have {spec.n_input} entries, got {x.numel()}")
+    return x
+
+
+def input_means(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean input over all trials and bins (I,), mean first-bin input over trials (I,)) of x (B, T, I)."""
+    x = torch.as_tensor(x)
+    return x.mean(dim=(0, 1)), x[:, 0].mean(dim=0)
+
+
+def mean_initial_state(spec: ModelSpec, params: dict[str, Tensor], mean_first_input: Tensor | None = None) -> Tensor:
+    """h0 (N,) of one member at initialisation, averaged over the training trials.
+
+    zeros and learned (initialised at zero): 0; fixed_random: its draw; learned_affine: the
+    mean over trials of x_1 A + b, i.e. mean(x_1) A + b (what the authors' rule uses).
+    """
+    mode = spec.initial_state
+    if mode == "fixed_random":
+        return params["h0"].reshape(-1)
+    if mode == "learned_affine":
+        x1 = _as_input(spec, mean_first_input, "mean_first_input")
+        return (x1.unsqueeze(0) @ params["A_h0"] + params["b_h0"]).reshape(-1)
+    return torch.zeros(spec.n_hidden, dtype=params["W_o"].dtype)
+
+
+def flow_layers(spec: ModelSpec) -> int:
+    """L of the critical rule: the number of layers of F (depth + 1 linear maps; 1 for depth 0
+    and for the discrete models, whose candidate is one tanh layer)."""
+    return spec.depth + 1 if spec.kind in CONTINUOUS_KINDS and spec.depth >= 1 else 1
+
+
 def recurrent_matrices(spec: ModelSpec) -> list[str]:
-    """The weights along the path h -> F(h): the ones critical initialisation rescales."""
+    """The weights along the path h -> F(h): the ones ``critical_iterated`` rescales."""
     if spec.kind in ("rnn", "mgru"):
         return ["W"]
     if spec.kind == "gru":
@@ -435,22 +556,27 @@ def recurrent_matrices(spec: ModelSpec) -> list[str]:
     return ["W_1"] + [f"W_{k}" for k in range(2, spec.depth + 1)] + (["W_out"] if spec.depth >= 1 else [])
 
 
-def flow_jacobian(spec: ModelSpec, params: dict[str, Tensor], h: Tensor) -> Tensor:
-    """Jacobian dF/dh (N, N) of one member's flow F at state ``h`` (N,) with zero input.
+def flow_jacobian(spec: ModelSpec, params: dict[str, Tensor], h: Tensor, x: Tensor | None = None) -> Tensor:
+    """Jacobian dF/dh (N, N) of one member's flow F(h, x) at state ``h`` (N,) and input ``x`` (I,).
 
-    For discrete models F is the candidate state (tanh layer); for the GRU the reset gate is
-    evaluated at ``h``.
+    ``x`` None: zero input. F is the flow of node/gnode (without the gate) and the candidate
+    state of the discrete models (tanh layer; for the GRU with its reset gate at ``h``), so
+    that -h + F is the authors' F_theta = (h' - h) / (alpha z) for every kind.
     """
     act = ACTIVATIONS[spec.activation]
+    xin = torch.zeros(1, spec.n_input, dtype=h.dtype) if x is None else x.reshape(1, -1).to(h.dtype)
+
+    def pre(v: Tensor, w: str, u: str, b: str) -> Tensor:
+        return v @ params[w] + xin @ params[u] + params[b]
 
     def flow(v: Tensor) -> Tensor:
         v = v.unsqueeze(0)
         if spec.kind in ("rnn", "mgru"):
-            return torch.tanh(v @ params["W"] + params["b"])[0]
+            return torch.tanh(pre(v, "W", "U", "b"))[0]
         if spec.kind == "gru":
-            r = torch.sigmoid(v @ params["W_r"] + params["b_r"])
-            return torch.tanh((r * v) @ params["W_h"] + params["b_h"])[0]
-        a = act(v @ params["W_1"] + params["b_1"])
+            r = torch.sigmoid(pre(v, "W_r", "U_r", "b_r"))
+            return torch.tanh(pre(r * v, "W_h", "U_h", "b_h"))[0]
+        a = act(pre(v, "W_1", "U_1", "b_1"))
         for k in range(2, spec.depth + 1):
             a = act(a @ params[f"W_{k}"] + params[f"b_{k}"])
         if spec.depth >= 1:
@@ -460,16 +586,44 @@ def flow_jacobian(spec: ModelSpec, params: dict[str, Tensor], h: Tensor) -> Tens
     return torch.autograd.functional.jacobian(flow, h)
 
 
-def eta_max(spec: ModelSpec, params: dict[str, Tensor], h: Tensor | None = None) -> float:
-    """Largest real part of the eigenvalues of the Jacobian of -h + F(h) at ``h`` (default 0)."""
+def eta_max(spec: ModelSpec, params: dict[str, Tensor], h: Tensor | None = None, x: Tensor | None = None) -> float:
+    """Largest real part of the eigenvalues of the Jacobian of -h + F(h, x) at ``h`` (default 0),
+    input ``x`` (default 0)."""
     if h is None:
         h = torch.zeros(spec.n_hidden, dtype=params["W_o"].dtype)
-    jac = flow_jacobian(spec, params, h) - torch.eye(spec.n_hidden, dtype=h.dtype)
+    jac = flow_jacobian(spec, params, h, x) - torch.eye(spec.n_hidden, dtype=h.dtype)
     return torch.linalg.eigvals(jac).real.max().item()
 
 
-def critical_rescale(spec: ModelSpec, params: dict[str, Tensor], *, tol: float = 1e-9, max_iter: int = 100) -> float:
-    """Scale the recurrent weights in place so that eta_max = 0 at h = 0; return the final eta_max.
+def critical_scale(spec: ModelSpec, params: dict[str, Tensor], mean_input: Tensor, h0: Tensor) -> dict:
+    """The authors' critical initialisation (``init_type = "our_normal"``), in place, once.
+
+    J = d(-h + F(h, x))/dh at ``h0`` (N,) and ``mean_input`` (I,); eta_max = max Re eig(J);
+    every parameter of the dynamics and the gate (:func:`dynamics_parameters`: weights, input
+    weights and biases; not the readout, not h0's) is multiplied by
+    c = (1 / (eta_max + 1))^(1/L), L = :func:`flow_layers`. For a bias-free, positively
+    homogeneous F (ReLU, linear) this multiplies dF/dh by c^L, so eta_max becomes exactly 0;
+    otherwise approximately. Returns ``{"eta_max", "layers", "factor"}`` (before the scaling).
+    """
+    eta = eta_max(spec, params, h0, mean_input)
+    lead = eta + 1.0  # largest real part of the eigenvalues of dF/dh
+    if lead <= 0:
+        raise ValueError(
+            f"critical init: the Jacobian of F has no eigenvalue with positive real part (eta_max = {eta:.3g}), "
+            "so (1/(eta_max + 1))^(1/L) is undefined; try another seed or another init"
+        )
+    layers = flow_layers(spec)
+    c = (1.0 / lead) ** (1.0 / layers)
+    for n in dynamics_parameters(spec):
+        params[n].mul_(c)
+    return {"eta_max": eta, "layers": layers, "factor": c}
+
+
+def critical_rescale_iterated(
+    spec: ModelSpec, params: dict[str, Tensor], *, tol: float = 1e-9, max_iter: int = 100
+) -> float:
+    """Ours (``critical_iterated``): scale the recurrent weights in place until eta_max = 0 at
+    h = 0, zero input; return the final eta_max.
 
     Each of the k matrices on the path h -> F is multiplied by (1 / (eta_max + 1))^(1/k), which
     multiplies the Jacobian of F by 1 / (eta_max + 1) when the activation pattern is unchanged.
@@ -494,8 +648,8 @@ def critical_rescale(spec: ModelSpec, params: dict[str, Tensor], *, tol: float =
 
 
 def member_params(model: RecurrentEnsemble, member: int) -> dict[str, Tensor]:
-    """Detached copies of one member's parameters: name -> per-member shape."""
-    return {n: p[member].detach().clone() for n, p in model.named_parameters()}
+    """Detached copies of one member's parameters (and buffers: a fixed h0): name -> per-member shape."""
+    return {n: p[member].detach().clone() for n, p in [*model.named_parameters(), *model.named_buffers()]}
 
 
 # -------------------------------------------------------------------- files
@@ -516,7 +670,12 @@ def save_model(model: RecurrentEnsemble, path, *, extra: dict | None = None) -> 
 def load_model(path, *, device=None, dtype=None) -> tuple[RecurrentEnsemble, dict]:
     """Read a file of :func:`save_model`; returns (model, extra)."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    spec = ModelSpec(**blob["spec"])
+    spec = dict(blob["spec"])
+    if "learn_h0" in spec:  # a file from before initial_state; its "critical" was the iterated rule
+        spec["initial_state"] = "learned" if spec.pop("learn_h0") else "zeros"
+        if spec.get("init") == "critical":
+            spec["init"] = "critical_iterated"
+    spec = ModelSpec(**spec)
     state = blob["state"]
     dtype = dtype or state["W_o"].dtype
     model = RecurrentEnsemble(spec, blob["seeds"], device=device, dtype=dtype, initialise=False)

@@ -15,7 +15,10 @@ Two tasks (``fit(..., task=...)``):
 Data are ``(x, y)`` tuples or :class:`SequenceData` (which adds per-sample bin widths ``dt``
 for irregular sampling, passed to the model, and ``lengths`` for variable-length sequences).
 Without a validation set the best parameters are chosen by test loss (the flip-flop protocol);
-with ``val=`` they are chosen on the validation set, ``settings.patience`` stops a member after
+``settings.select_every`` checks it after every epoch (ours) or after every optimiser step
+(the authors'), and ``settings.shuffle`` draws the mini-batches in a new random order each
+epoch (ours) or takes them in the data's order (the authors'). With ``val=`` they are chosen on
+the validation set, ``settings.patience`` stops a member after
 that many epochs without improvement (early stopping), and the test set is evaluated once, at
 each member's best parameters.
 
@@ -45,6 +48,7 @@ STATUS_OK, STATUS_DIVERGED = "ok", "diverged"
 TASKS = ("regression", "classification")
 MONITORS = ("loss", "accuracy")
 SCHEDULES = ("constant", "cosine")
+SELECT_EVERY = ("epoch", "iteration")
 
 
 @dataclass
@@ -103,8 +107,16 @@ class FitSettings:
     monitor: str = "loss"  # validation metric that picks the best parameters: loss, or accuracy (classification)
     schedule: str = "constant"  # learning rate per epoch: constant, or cosine decay to lr * min_lr_factor
     min_lr_factor: float = 0.0
+    # check the selection set (test, or val) after every epoch, or after every optimiser step
+    # (the authors': one more forward pass over that set per step)
+    select_every: str = "epoch"
+    shuffle: bool = True  # a new random batch order each epoch (per member); False: the data's order
 
     def __post_init__(self):
+        if self.select_every not in SELECT_EVERY:
+            raise ValueError(f"select_every={self.select_every!r} is not one of {list(SELECT_EVERY)}")
+        if not isinstance(self.shuffle, bool):
+            raise ValueError(f"shuffle must be a bool, got {self.shuffle!r}")
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor={self.monitor!r} is not one of {list(MONITORS)}")
         if self.schedule not in SCHEDULES:
@@ -132,7 +144,7 @@ class FitResult:
 
     history: list[dict]
     best_state: dict[str, Tensor]
-    best_epoch: list[int]
+    best_epoch: list[int]  # the epoch in which the best parameters were reached (0: none)
     best_test_loss: list[float]
     status: list[str]
     diverged_epoch: list[int]
@@ -143,6 +155,7 @@ class FitResult:
     best_val_loss: list[float] = field(default_factory=list)
     best_val_accuracy: list[float] = field(default_factory=list)
     stopped_epoch: list[int] = field(default_factory=list)  # early stopping (-1: ran all epochs)
+    best_iteration: list[int] = field(default_factory=list)  # optimiser steps up to the best parameters (0: none)
 
 
 class StackedAdamW:
@@ -349,7 +362,8 @@ def fit(
             early stopping (``patience``, ``monitor``) and the lr ``schedule``.
         val: optional validation set. Given, it picks the best parameters and drives early
             stopping, and ``test`` is evaluated once at the best parameters; otherwise the
-            best parameters are those of the lowest test loss, evaluated every epoch.
+            best parameters are those of the lowest test loss, evaluated every epoch or every
+            optimiser step (``settings.select_every``).
         task: ``regression`` (MSE on every valid bin) or ``classification`` (cross-entropy at
             the last valid bin).
         checkpoint: a file to save to every ``settings.checkpoint_every`` epochs (atomically) and
@@ -394,6 +408,7 @@ def fit(
     track = {
         "best": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "best_epoch": [0] * e,
+        "best_iteration": [0] * e,
         "best_loss": [math.inf] * e,
         "best_accuracy": [math.nan] * e,
         "best_score": [math.inf] * e,
@@ -426,6 +441,25 @@ def fit(
             logger.warning("%signoring checkpoint %s: it belongs to another configuration", label, ckpt)
 
     best, status, stopped = track["best"], track["status"], track["stopped_epoch"]
+    per_step = settings.select_every == "iteration"
+
+    @torch.no_grad()
+    def consider(sel_loss: list, sel_acc: list, epoch: int, running: list, improved: list) -> None:
+        """Keep each running member's parameters if they beat its best score so far."""
+        for m in range(e):
+            if status[m] == STATUS_OK and not math.isfinite(sel_loss[m]):
+                status[m], track["diverged_epoch"][m] = STATUS_DIVERGED, epoch
+            if status[m] != STATUS_OK or not running[m]:
+                continue
+            score = -sel_acc[m] if settings.monitor == "accuracy" else sel_loss[m]
+            if score < track["best_score"][m]:
+                track["best_score"][m], track["best_epoch"][m] = score, epoch
+                track["best_iteration"][m] = opt.step_count
+                track["best_loss"][m], track["best_accuracy"][m] = sel_loss[m], sel_acc[m]
+                improved[m] = True
+                for k, v in model.state_dict().items():
+                    best[k][m] = v[m]
+
     t0 = time.perf_counter()
     elapsed_before = history[-1]["elapsed_s"] if history else 0.0
     for epoch in range(start_epoch + 1, settings.epochs + 1):
@@ -434,10 +468,14 @@ def fit(
         if settings.patience and not bool(active.any()):
             break
         opt.lr = base_lr * settings.lr_factor(epoch)
-        perms = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(dev)  # (E, n)
+        if settings.shuffle:
+            perms = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(dev)  # (E, n)
+        else:  # the data's order, as the authors' loader (no generator is drawn from)
+            perms = torch.arange(n_train, device=dev).expand(e, -1)
         sums = torch.zeros(e, device=dev, dtype=torch.float64)
         hits = torch.zeros(e, device=dev, dtype=torch.float64)
         n_seen = 0
+        improved = [False] * e
         for i in range(0, n_train, bs):
             idx = perms[:, i : i + bs]  # (E, b)
             part = train.take(idx)
@@ -461,29 +499,27 @@ def fit(
             opt.step(active)
             sums += loss.detach().double() * idx.shape[1]
             n_seen += idx.shape[1]
+            if per_step:  # the parameters of this step; the last step's are the epoch's
+                sel_loss, sel_acc = _evaluate(model, select, task, settings.loss_mask_bins)
+                consider(sel_loss, sel_acc, epoch, running, improved)
+                active = active & torch.tensor([st == STATUS_OK for st in status], device=dev)
         train_loss = (sums / n_seen).tolist()
         train_acc = (hits / n_seen).tolist()
-        sel_loss, sel_acc = _evaluate(model, select, task, settings.loss_mask_bins)
+        if not per_step:
+            sel_loss, sel_acc = _evaluate(model, select, task, settings.loss_mask_bins)
+            consider(sel_loss, sel_acc, epoch, running, improved)
         elapsed = elapsed_before + time.perf_counter() - t0
-        with torch.no_grad():
-            for m in range(e):
-                if status[m] == STATUS_OK and not math.isfinite(sel_loss[m]):
-                    status[m], track["diverged_epoch"][m] = STATUS_DIVERGED, epoch
-                if status[m] != STATUS_OK or not running[m]:
-                    continue
-                score = -sel_acc[m] if settings.monitor == "accuracy" else sel_loss[m]
-                if score < track["best_score"][m]:
-                    track["best_score"][m], track["best_epoch"][m] = score, epoch
-                    track["best_loss"][m], track["best_accuracy"][m] = sel_loss[m], sel_acc[m]
-                    track["wait"][m] = 0
-                    for k, v in model.state_dict().items():
-                        best[k][m] = v[m]
-                else:
-                    track["wait"][m] += 1
-                    if settings.patience and track["wait"][m] >= settings.patience:
-                        stopped[m] = epoch
-                        logger.info("%smember %d stopped early at epoch %d (best epoch %d)", label, m, epoch,
-                                    track["best_epoch"][m])
+        for m in range(e):
+            if status[m] != STATUS_OK or not running[m]:
+                continue
+            if improved[m]:
+                track["wait"][m] = 0
+            else:
+                track["wait"][m] += 1
+                if settings.patience and track["wait"][m] >= settings.patience:
+                    stopped[m] = epoch
+                    logger.info("%smember %d stopped early at epoch %d (best epoch %d)", label, m, epoch,
+                                track["best_epoch"][m])
         for m in range(e):
             if not running[m]:
                 continue
@@ -559,6 +595,7 @@ def fit(
         best_val_loss=val_loss,
         best_val_accuracy=val_acc,
         stopped_epoch=stopped,
+        best_iteration=track["best_iteration"],
     )
 
 

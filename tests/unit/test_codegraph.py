@@ -80,3 +80,21 @@ def test_every_rule_that_runs_a_script_carries_that_scripts_hash():
                 assert f'code=CODE["{script.group(1)}"]' in block, f"{smk.name}: {block.split(':')[0]}"
                 checked += 1
     assert checked >= 18
+
+
+def test_public_names_of_the_package_lead_to_their_module(package):
+    root, script = package
+    (root / "__init__.py").write_text('_LAZY = {"VALUE": "gnode.sub.c"}\n')
+    script.write_text("from gnode import VALUE\n")
+    assert _names(script) == {"gnode", "gnode.sub", "gnode.sub.c"}
+
+
+def test_the_public_api_resolves_every_name():
+    import gnode
+
+    assert set(gnode.__all__) == {"__version__", *gnode._LAZY}
+    for name, module in gnode._LAZY.items():
+        value = getattr(gnode, name)
+        assert value.__name__ == module if module.endswith("." + name) else value.__module__ == module, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        gnode.nope  # noqa: B018

@@ -7,15 +7,15 @@ import itertools
 import pytest
 import torch
 
-from gnode.models import ModelSpec, RecurrentEnsemble
+from gnode.models import INITIAL_STATES, ModelSpec, RecurrentEnsemble
 from gnode.scan import EulerScan, euler_scan, scan_params
 
 E, B, T, I = 2, 3, 5, 2
 
 
-def _model(kind, depth, act, substeps, learn_h0=True, n=4, width=5):
+def _model(kind, depth, act, substeps, initial_state="learned", n=4, width=5):
     spec = ModelSpec(kind=kind, n_input=I, n_hidden=n, n_output=2, depth=depth, width=width, activation=act,
-                     tau=0.05, dt=0.01, substeps=substeps, learn_h0=learn_h0)
+                     tau=0.05, dt=0.01, substeps=substeps, initial_state=initial_state)
     model = RecurrentEnsemble(spec, [1, 2], dtype=torch.float64)
     with torch.no_grad():
         for p in model.parameters():
@@ -40,7 +40,7 @@ def _run(model, x, dt, scan: bool):
     x = x.clone().requires_grad_(True)
     model.zero_grad(set_to_none=True)
     e, b = x.shape[0], x.shape[1]
-    h = model.initial_state(b)
+    h = model.initial_state(x)
     fn = model._fused_euler if scan else model._fused_euler_autograd
     states = fn(x, h, dt)
     y = torch.baddbmm(model.b_o, states.reshape(e, b * x.shape[2], -1), model.W_o)
@@ -71,10 +71,31 @@ def test_scan_matches_autograd(kind, depth, act, substeps, irregular):
     torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("initial_state", INITIAL_STATES)
+def test_scan_matches_autograd_for_every_initial_state(initial_state):
+    """h0 made from x's first bin (learned_affine), drawn (fixed_random), learned or zero: the
+    scan's states and gradients equal the reference; gradients reach exactly the trained h0 parameters."""
+    torch.manual_seed(5)
+    model = _model("gnode", 2, "tanh", 2, initial_state=initial_state)
+    x = torch.randn(E, B, T, I, dtype=torch.float64)
+    s_ref, g_ref, gx_ref = _run(model, x, None, scan=False)
+    s, g, gx = _run(model, x, None, scan=True)
+    torch.testing.assert_close(s, s_ref, rtol=0, atol=1e-12)
+    assert set(g) == set(g_ref)
+    for name in g_ref:
+        torch.testing.assert_close(g[name], g_ref[name], rtol=1e-10, atol=1e-10, msg=name)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-10)
+    h0_params = {n for n in g if n in ("h0", "A_h0", "b_h0")}
+    expected = {"learned": {"h0"}, "learned_affine": {"A_h0", "b_h0"}}.get(initial_state, set())
+    assert h0_params == expected
+    for n in expected:
+        assert g[n].abs().max() > 0, n
+
+
 def test_forward_uses_scan_and_matches():
     """model(x) in training mode goes through EulerScan; its loss gradient matches the reference."""
     torch.manual_seed(1)
-    model = _model("gnode", 2, "tanh", 2, learn_h0=False)
+    model = _model("gnode", 2, "tanh", 2, initial_state="zeros")
     x = torch.randn(B, T, I, dtype=torch.float64)
     y, states = model(x)
     assert _via_scan(states)
@@ -82,7 +103,7 @@ def test_forward_uses_scan_and_matches():
     g = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
     e, b, t = model.n_members, B, T
-    st = model._fused_euler_autograd(model._expand_input(x), model.initial_state(b), None)
+    st = model._fused_euler_autograd(model._expand_input(x), model.initial_state(x), None)
     y2 = torch.baddbmm(model.b_o, st.reshape(e, b * t, -1), model.W_o).reshape(e, b, t, -1)
     y2.pow(2).mean().backward()
     for n, p in model.named_parameters():
@@ -91,7 +112,7 @@ def test_forward_uses_scan_and_matches():
         _, st3 = model(x)
     torch.testing.assert_close(st3, states.detach(), rtol=0, atol=1e-13)
     with torch.no_grad():  # and the reference loop
-        st4 = model._fused_euler_autograd(model._expand_input(x), model.initial_state(B), None)
+        st4 = model._fused_euler_autograd(model._expand_input(x), model.initial_state(x), None)
     torch.testing.assert_close(st4, states.detach(), rtol=0, atol=1e-12)
 
 
@@ -100,7 +121,7 @@ def test_scan_autonomous_matches_autograd(kind):
     """No input (I = 0, the expressivity models): the scan with learned h0 equals the reference."""
     torch.manual_seed(4)
     spec = ModelSpec(kind=kind, n_input=0, n_hidden=3, n_output=2, depth=2, width=6, activation="tanh",
-                     tau=0.05, dt=0.01, substeps=2, learn_h0=True)
+                     tau=0.05, dt=0.01, substeps=2, initial_state="learned")
     model = RecurrentEnsemble(spec, [3, 4], dtype=torch.float64)
     with torch.no_grad():
         model.h0.add_(0.5 * torch.randn_like(model.h0))
@@ -162,7 +183,7 @@ def test_in_place_change_of_states_before_backward_raises():
 def test_scan_single_sample_single_bin_and_given_h0(kind):
     """B = 1 and T = 1 (the readout's other branch), and an h0 given by the caller with a gradient."""
     torch.manual_seed(6)
-    model = _model(kind, 1, "tanh", 2, learn_h0=False)
+    model = _model(kind, 1, "tanh", 2, initial_state="zeros")
     for b, t in [(1, 1), (1, 4), (3, 1)]:
         x = torch.randn(b, t, I, dtype=torch.float64)
         grads = []

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from gnode.models import ModelSpec, RecurrentEnsemble
+from gnode.models import INITIAL_STATES, ModelSpec, RecurrentEnsemble
 from gnode.tasks import flipflop
-from gnode.training import FitSettings, StackedAdamW, fit
+from gnode.training import FitSettings, StackedAdamW, evaluate_loss, fit, member_mse
 
 F64 = torch.float64
 
@@ -18,8 +18,9 @@ def _data(n=24, t=15, seed=0, dtype=F64):
     return (x[: n - 8], y[: n - 8]), (x[n - 8 :], y[n - 8 :])
 
 
-def _spec(kind="gnode"):
-    return ModelSpec(kind=kind, n_input=3, n_hidden=4, n_output=3, depth=1, width=6, tau=0.1, dt=0.1)
+def _spec(kind="gnode", initial_state="zeros"):
+    return ModelSpec(kind=kind, n_input=3, n_hidden=4, n_output=3, depth=1, width=6, tau=0.1, dt=0.1,
+                     initial_state=initial_state)
 
 
 def test_stacked_adamw_equals_torch_adamw():
@@ -38,23 +39,91 @@ def test_stacked_adamw_equals_torch_adamw():
     torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("kind", ["gru", "gnode"])
-def test_ensemble_equals_members_trained_one_by_one(kind):
+CASES = [("gru", "zeros", "epoch", True), ("gnode", "zeros", "epoch", True)] + [
+    ("gnode", mode, select, shuffle)
+    for mode, (select, shuffle) in zip(INITIAL_STATES, [("iteration", False), ("epoch", False), ("iteration", True),
+                                                         ("epoch", True)])
+] + [("gru", "learned_affine", "iteration", True), ("gru", "fixed_random", "epoch", False)]
+
+
+@pytest.mark.parametrize("kind,initial_state,select_every,shuffle", CASES)
+def test_ensemble_equals_members_trained_one_by_one(kind, initial_state, select_every, shuffle):
     train, test = _data()
     lrs, wds, seeds = [1e-2, 3e-3, 1e-3], [0.0, 0.1, 0.01], [7, 8, 9]
-    settings = FitSettings(epochs=3, batch_size=5, lr=lrs, weight_decay=wds, seeds=seeds)
-    ens = RecurrentEnsemble(_spec(kind), [1, 2, 3], dtype=F64)
+    opts = dict(select_every=select_every, shuffle=shuffle)
+    settings = FitSettings(epochs=3, batch_size=5, lr=lrs, weight_decay=wds, seeds=seeds, **opts)
+    spec = _spec(kind, initial_state)
+    ens = RecurrentEnsemble(spec, [1, 2, 3], dtype=F64)
+    start = {n: t.detach().clone() for n, t in ens.state_dict().items()}
     res = fit(ens, train, test, settings)
     for m in range(3):
-        one = RecurrentEnsemble(_spec(kind), [m + 1], dtype=F64)
-        s1 = FitSettings(epochs=3, batch_size=5, lr=[lrs[m]], weight_decay=[wds[m]], seeds=[seeds[m]])
+        one = RecurrentEnsemble(spec, [m + 1], dtype=F64)
+        s1 = FitSettings(epochs=3, batch_size=5, lr=[lrs[m]], weight_decay=[wds[m]], seeds=[seeds[m]], **opts)
         r1 = fit(one, train, test, s1)
-        for name, p in one.named_parameters():
+        for name, p in one.state_dict().items():  # parameters and buffers (a fixed h0)
             torch.testing.assert_close(getattr(ens, name)[m], p[0], rtol=1e-10, atol=1e-12, msg=name)
             torch.testing.assert_close(res.best_state[name][m], r1.best_state[name][0], rtol=1e-10, atol=1e-12)
-        assert res.best_epoch[m] == r1.best_epoch[0]
+        assert res.best_epoch[m] == r1.best_epoch[0] and res.best_iteration[m] == r1.best_iteration[0]
     # the members did learn different things
     assert not torch.allclose(ens.W_o[0], ens.W_o[1])
+    # a learned affine h0 is trained; a fixed one is not
+    if initial_state == "learned_affine":
+        assert not torch.allclose(ens.A_h0, start["A_h0"]) and not torch.allclose(ens.b_h0, start["b_h0"])
+    if initial_state == "fixed_random":
+        assert torch.equal(ens.h0, start["h0"]) and torch.equal(res.best_state["h0"], start["h0"])
+
+
+def test_per_iteration_selection_keeps_the_best_step_and_batches_come_in_order():
+    """select_every=iteration, shuffle=False against a hand-written loop: in-order batches, AdamW,
+    the test loss after every step; the best state is the step of the lowest test loss."""
+    train, test = _data(n=40, t=15)
+    lrs, wds = [3e-2, 1e-2], [0.1, 0.0]
+    kw = dict(epochs=3, batch_size=7, lr=lrs, weight_decay=wds, seeds=[5, 6])
+    ens = RecurrentEnsemble(_spec("gnode", "learned_affine"), [1, 2], dtype=F64)
+    ref = RecurrentEnsemble(_spec("gnode", "learned_affine"), [1, 2], dtype=F64)
+    res = fit(ens, train, test, FitSettings(**kw, select_every="iteration", shuffle=False))
+    opt = StackedAdamW(list(ref.parameters()), torch.tensor(lrs, dtype=F64), torch.tensor(wds, dtype=F64))
+    losses = []
+    for _ in range(3):
+        for i in range(0, len(train[0]), 7):
+            for p in ref.parameters():
+                p.grad = None
+            member_mse(ref(train[0][i : i + 7])[0], train[1][i : i + 7]).sum().backward()
+            opt.step(torch.tensor([True, True]))
+            losses.append(evaluate_loss(ref, *test))
+    for name, p in ref.named_parameters():
+        torch.testing.assert_close(getattr(ens, name), p, rtol=1e-10, atol=1e-12, msg=name)
+    losses = torch.stack(losses)  # (steps, E)
+    steps_per_epoch = math.ceil(len(train[0]) / 7)
+    assert res.best_iteration == (losses.argmin(0) + 1).tolist()
+    assert res.best_epoch == ((losses.argmin(0)) // steps_per_epoch + 1).tolist()
+    torch.testing.assert_close(torch.tensor(res.best_test_loss, dtype=F64), losses.min(0).values)
+    ens.load_state_dict(res.best_state)
+    torch.testing.assert_close(evaluate_loss(ens, *test), losses.min(0).values)
+    # the history still has one row per epoch, with the end-of-epoch test loss
+    ends = losses[steps_per_epoch - 1 :: steps_per_epoch]
+    assert [r["test_loss"] for r in res.history if r["member"] == 0] == ends[:, 0].tolist()
+    # per-epoch selection sees only the epoch ends: worse exactly when the best step is inside an epoch
+    by_epoch = fit(RecurrentEnsemble(_spec("gnode", "learned_affine"), [1, 2], dtype=F64), train, test,
+                   FitSettings(**kw, select_every="epoch", shuffle=False))
+    torch.testing.assert_close(torch.tensor(by_epoch.best_test_loss, dtype=F64), ends.min(0).values)
+    for m in range(2):
+        inside = res.best_iteration[m] % steps_per_epoch != 0
+        assert (res.best_test_loss[m] < by_epoch.best_test_loss[m]) == inside
+        assert res.best_test_loss[m] <= by_epoch.best_test_loss[m]
+
+
+def test_in_order_batches_ignore_the_data_order_seed():
+    train, test = _data()
+    kw = dict(epochs=2, batch_size=5, lr=[1e-2], weight_decay=[0.0])
+    runs = {}
+    for shuffle in (False, True):
+        for seed in (3, 4):
+            ens = RecurrentEnsemble(_spec(), [1], dtype=F64)
+            fit(ens, train, test, FitSettings(**kw, seeds=[seed], shuffle=shuffle))
+            runs[shuffle, seed] = ens.W_o.detach().clone()
+    assert torch.equal(runs[False, 3], runs[False, 4])
+    assert not torch.allclose(runs[True, 3], runs[True, 4]) and not torch.allclose(runs[False, 3], runs[True, 3])
 
 
 def test_training_reduces_the_loss_and_keeps_the_best_parameters():
@@ -92,23 +161,30 @@ def test_a_diverging_member_is_stopped_and_the_others_go_on():
     assert all(math.isnan(r["test_loss"]) for r in res.history if r["member"] == 0)
 
 
-def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path):
+@pytest.mark.parametrize("select_every,shuffle,initial_state", [("epoch", True, "zeros"),
+                                                                ("iteration", False, "learned_affine"),
+                                                                ("iteration", True, "fixed_random")])
+def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, select_every, shuffle, initial_state):
     train, test = _data()
-    settings = dict(batch_size=5, lr=[1e-2, 1e-3], weight_decay=[0.1, 0.0], seeds=[3, 4], checkpoint_every=2)
-    full = RecurrentEnsemble(_spec(), [1, 2], dtype=F64)
+    settings = dict(batch_size=5, lr=[1e-2, 1e-3], weight_decay=[0.1, 0.0], seeds=[3, 4], checkpoint_every=2,
+                    select_every=select_every, shuffle=shuffle)
+    spec = _spec("gnode", initial_state)
+    full = RecurrentEnsemble(spec, [1, 2], dtype=F64)
     r_full = fit(full, train, test, FitSettings(epochs=6, **settings))
     # "killed" after epoch 4: a first run stops there, a second run resumes from the file
     ckpt = tmp_path / "ck.pt"
-    part = RecurrentEnsemble(_spec(), [1, 2], dtype=F64)
+    part = RecurrentEnsemble(spec, [1, 2], dtype=F64)
     fit(part, train, test, FitSettings(epochs=4, **settings), checkpoint=ckpt, fingerprint="a")
-    resumed = RecurrentEnsemble(_spec(), [1, 2], dtype=F64)
+    resumed = RecurrentEnsemble(spec, [1, 2], dtype=F64)
     r_res = fit(resumed, train, test, FitSettings(epochs=6, **settings), checkpoint=ckpt, fingerprint="a")
     assert r_res.resumed_from_epoch == 4
-    for name, p in full.named_parameters():
+    for name, p in full.state_dict().items():
         torch.testing.assert_close(getattr(resumed, name), p, rtol=0, atol=0)
+        torch.testing.assert_close(r_res.best_state[name], r_full.best_state[name], rtol=0, atol=0)
     assert [r["test_loss"] for r in r_res.history] == [r["test_loss"] for r in r_full.history]
+    assert r_res.best_iteration == r_full.best_iteration and r_res.best_test_loss == r_full.best_test_loss
     # a checkpoint of another configuration is ignored, not resumed
-    other = RecurrentEnsemble(_spec(), [1, 2], dtype=F64)
+    other = RecurrentEnsemble(spec, [1, 2], dtype=F64)
     r_other = fit(other, train, test, FitSettings(epochs=6, **settings), checkpoint=ckpt, fingerprint="b")
     assert r_other.resumed_from_epoch == 0
 
@@ -140,13 +216,14 @@ def _split(d: SequenceData, a: int, b: int) -> SequenceData:
     return d.take(slice(a, b))
 
 
-@pytest.mark.parametrize("kind", ["gru", "gnode"])
-def test_ensemble_equals_members_one_by_one_with_val_early_stopping_and_classification(kind):
+@pytest.mark.parametrize("kind,select_every", [("gru", "epoch"), ("gnode", "epoch"), ("gnode", "iteration")])
+def test_ensemble_equals_members_one_by_one_with_val_early_stopping_and_classification(kind, select_every):
     data = _seq_data(n=30)
     train, val, test = _split(data, 0, 18), _split(data, 18, 24), _split(data, 24, 30)
     spec = ModelSpec(kind=kind, n_input=3, n_hidden=5, n_output=4, depth=1, width=6, tau=0.1, dt=0.1)
     lrs, seeds = [0.5, 0.1, 1e-3], [7, 8, 9]  # the fast learners overfit and stop early
-    common = dict(epochs=10, batch_size=5, weight_decay=[0.0] * 3, patience=2, schedule="cosine", min_lr_factor=0.2)
+    common = dict(epochs=10, batch_size=5, weight_decay=[0.0] * 3, patience=2, schedule="cosine", min_lr_factor=0.2,
+                  select_every=select_every)
     ens = RecurrentEnsemble(spec, [1, 2, 3], dtype=F64)
     res = fit(ens, train, test, FitSettings(lr=lrs, seeds=seeds, **common), val=val, task="classification")
     for m in range(3):
@@ -157,6 +234,7 @@ def test_ensemble_equals_members_one_by_one_with_val_early_stopping_and_classifi
             torch.testing.assert_close(getattr(ens, name)[m], p[0], rtol=1e-10, atol=1e-12, msg=name)
             torch.testing.assert_close(res.best_state[name][m], r1.best_state[name][0], rtol=1e-10, atol=1e-12)
         assert res.best_epoch[m] == r1.best_epoch[0] and res.stopped_epoch[m] == r1.stopped_epoch[0]
+        assert res.best_iteration[m] == r1.best_iteration[0]
         for key in ("best_test_loss", "test_accuracy", "best_val_loss", "best_val_accuracy"):
             assert getattr(res, key)[m] == pytest.approx(getattr(r1, key)[0], rel=1e-9)
         rows = [r for r in res.history if r["member"] == m]
@@ -244,6 +322,10 @@ def test_cosine_schedule_and_settings_checks():
     assert FitSettings(epochs=5, batch_size=1, lr=[1.0], weight_decay=[0], seeds=[0]).lr_factor(4) == 1.0
     with pytest.raises(ValueError, match="monitor"):
         FitSettings(epochs=1, batch_size=1, lr=[1.0], weight_decay=[0], seeds=[0], monitor="auc")
+    with pytest.raises(ValueError, match="select_every='step' is not one of"):
+        FitSettings(epochs=1, batch_size=1, lr=[1.0], weight_decay=[0], seeds=[0], select_every="step")
+    with pytest.raises(ValueError, match="shuffle must be a bool"):
+        FitSettings(epochs=1, batch_size=1, lr=[1.0], weight_decay=[0], seeds=[0], shuffle=1)
     train, test = _data()
     ens = RecurrentEnsemble(_spec(), [1], dtype=F64)
     with pytest.raises(ValueError, match="needs a validation set"):

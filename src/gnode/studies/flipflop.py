@@ -22,7 +22,7 @@ import torch
 
 from gnode import io
 from gnode.config import Config, Experiment
-from gnode.models import ModelSpec, RecurrentEnsemble, load_model, save_model
+from gnode.models import ModelSpec, RecurrentEnsemble, input_means, load_model, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
 from gnode.studies.flipflop_data import DATA_SCHEMA, arrays  # noqa: F401 (DATA_SCHEMA: re-exported)
 from gnode.training import FitSettings, evaluate_loss, fit
@@ -114,6 +114,7 @@ def model_spec(exp: Experiment, model: str, n: int, channels: int) -> ModelSpec:
         rtol=g.rtol,
         atol=g.atol,
         init=g.init,
+        initial_state=exp.initial_state,
     )
 
 
@@ -149,6 +150,9 @@ def job_settings(cfg: Config, experiment: str, model: str) -> dict:
         "batch_size": list(exp.batch_size),
         "checkpoint_every": exp.checkpoint_every,
         "integration": exp.integration.model_dump(),
+        "initial_state": exp.initial_state,
+        "select_every": exp.select_every,
+        "shuffle": exp.shuffle,
     }
     if model in ("node", "gnode"):
         out["flow"] = exp.flow.model_dump()
@@ -157,7 +161,8 @@ def job_settings(cfg: Config, experiment: str, model: str) -> dict:
 
 def _experiment(settings: dict) -> Experiment:
     """An Experiment holding one model, rebuilt from :func:`job_settings`."""
-    keys = ("task", "epochs", "seeds", "weight_decay", "batch_size", "checkpoint_every", "integration")
+    keys = ("task", "epochs", "seeds", "weight_decay", "batch_size", "checkpoint_every", "integration",
+            "initial_state", "select_every", "shuffle")
     model = settings["model"]
     return Experiment.model_validate(
         {k: settings[k] for k in keys}
@@ -187,6 +192,9 @@ def train_job(
     to = lambda a: torch.as_tensor(a, device=device, dtype=dtype)  # noqa: E731
     train, test = (to(xtr), to(ytr)), (to(xte), to(yte))
     spec = model_spec(exp, model, n, xtr.shape[-1])
+    # where init='critical' evaluates the Jacobian: the training inputs' mean (all trials and
+    # bins) and the mean first bin (the mean h0 of learned_affine), as the authors' train.jl
+    mean_input, mean_first_input = input_means(torch.as_tensor(xtr, dtype=torch.float64))
     grid = member_grid(exp, model)
     label = f"[{experiment} {model} N={n}] "
     fingerprint = io.config_hash({"job": settings, "n": n})
@@ -195,7 +203,8 @@ def train_job(
     states, results, hist_rows = [], {}, []
     for bs, grp in grid.groupby("batch_size", sort=False):
         init_seeds = [derive_seed(base_seed, s, stable_id(f"{experiment}/{model}/{n}")) for s in grp["seed"]]
-        ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype)
+        ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype, mean_input=mean_input,
+                                mean_first_input=mean_first_input)
         fit_settings = FitSettings(
             epochs=exp.epochs,
             batch_size=int(bs),
@@ -203,6 +212,8 @@ def train_job(
             weight_decay=grp["weight_decay"].tolist(),
             seeds=[derive_seed(base_seed, s, 1) for s in grp["seed"]],
             checkpoint_every=exp.checkpoint_every,
+            select_every=exp.select_every,
+            shuffle=exp.shuffle,
         )
         ckpt = Path(checkpoint_dir) / f"batch{int(bs)}.pt" if checkpoint_dir else None
         res = fit(ens, train, test, fit_settings, checkpoint=ckpt, fingerprint=fingerprint, label=label)
@@ -215,6 +226,7 @@ def train_job(
                 "status": res.status[i],
                 "diverged_epoch": res.diverged_epoch[i],
                 "best_epoch": res.best_epoch[i],
+                "best_iteration": res.best_iteration[i],
                 "train_time_s": res.elapsed_s,
             }
         for row in res.history:
@@ -246,7 +258,7 @@ def concat_ensembles(parts: list[RecurrentEnsemble]) -> RecurrentEnsemble:
     seeds = [s for p in parts for s in p.seeds]
     out = RecurrentEnsemble(first.spec, seeds, device=first.W_o.device, dtype=first.W_o.dtype, initialise=False)
     with torch.no_grad():
-        for name, p in out.named_parameters():
+        for name, p in [*out.named_parameters(), *out.named_buffers()]:  # buffers: a fixed h0
             p.copy_(torch.cat([getattr(q, name) for q in parts]))
     return out
 

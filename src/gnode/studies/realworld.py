@@ -314,6 +314,7 @@ def model_spec(task: RealWorldTask, kind: str, n_features: int, n_output: int, n
         dt=1.0,
         substeps=g.substeps,
         init=g.init if continuous else "xavier",
+        initial_state="zeros",
     )
 
 
@@ -437,6 +438,8 @@ def train_job(
         monitor="loss",
         schedule=settings["schedule"],
         min_lr_factor=settings["min_lr_factor"],
+        select_every="epoch",  # on the validation set
+        shuffle=True,
     )
     label = f"[{task} {model} N={spec.n_hidden}] "
     logger.info(
