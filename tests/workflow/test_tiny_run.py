@@ -196,8 +196,9 @@ def test_claims_table_lists_every_finding(tiny_run):
     assert pq.read_schema(path).remove_metadata() == CLAIMS_SCHEMA
     claims = io.read_table(path).set_index("claim_id")
     expected = {f"ff_gating_{w}_{e}" for w in ("best", "median") for e in EXPERIMENTS} | {
-        "ff_small_gnode_3bit_variable", "ff_ring_radius_cv_2bit_ring", "ff_ring_coverage_2bit_ring"} | {
-        f"ff_low_dim_r2_{e}" for e in EXPERIMENTS[2:]} | {f"ff_memory_{e}" for e in CONTINUOUS}
+        "ff_small_gnode_3bit_variable", "ff_ring_radius_cv_2bit_ring", "ff_ring_coverage_2bit_ring",
+        "ff_square_rank_2bit_square", "ff_fixed_targets_2bit_fixed"} | {
+        f"ff_low_dim_r2_{e}" for e in EXPERIMENTS[2:]} | {f"ff_memory{k}_{e}" for k in ("", "_drift") for e in CONTINUOUS}
     assert set(claims.index) == expected and (claims["study"] == "flipflop").all()
     # values exist where the tiny run has the data, and holds follows from value and threshold
     for cid in ("ff_gating_best_3bit_variable", "ff_small_gnode_3bit_variable", "ff_memory_2bit_ring",
