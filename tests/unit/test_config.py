@@ -48,21 +48,31 @@ def test_the_test_config_overrides_every_default_experiment_at_tiny_scale():
 def test_sizes_of_a_model_are_its_model_sizes_entry_else_the_experiment_sizes():
     cfg = validate_config(_load("config/config.yaml"))
     exp = cfg.flipflop.experiments["3bit_variable"]
-    assert exp.sizes_of("gnode") == [3, 6, 100] and exp.sizes_of("node") == [6]
+    assert exp.sizes_of("gnode") == [3, 6, 32] and exp.sizes_of("node") == [32]
 
 
-def test_the_paper_profile_has_the_spec_grid():
+def test_the_paper_profile_is_the_authors_protocol():
+    """docs/fidelity.md: the released scripts' sizes, grids, epochs, F, initial states, selection."""
     cfg = validate_config(_merge(_load("config/config.yaml"), _load("config/paper.yaml")))
     exps = cfg.flipflop.experiments
-    assert exps["3bit_fixed"].sizes == [6, 12, 18] and exps["3bit_fixed"].epochs == 200
+    fixed = exps["3bit_fixed"]
+    assert fixed.sizes == [6, 12, 18] and fixed.epochs == 200 and len(fixed.models) == 5
+    assert (fixed.batch_size, fixed.weight_decay, fixed.lr["gru"], fixed.lr["gnode"]) == ([100], [0.1], [0.01], [0.001])
     var = exps["3bit_variable"]
-    assert var.epochs == 600 and {3, 6, 100} <= set(var.sizes_of("gnode"))
-    for name in ("3bit_variable", "2bit_rectangle", "2bit_disk", "2bit_ring"):
+    assert var.epochs == 600 and var.sizes == [6, 100] and var.sizes_of("gnode") == [3, 6, 100]
+    models = {"3bit_variable": 5, "2bit_square": 5, "2bit_rectangle": 2, "2bit_disk": 2, "2bit_ring": 2, "2bit_fixed": 2}
+    for name, k in models.items():
         e = exps[name]
-        assert len(e.models) == 5 and all(len(e.lr[m]) * len(e.weight_decay) * len(e.batch_size) == 27 for m in e.models)
-    for name in ("2bit_rectangle", "2bit_disk", "2bit_ring"):
+        assert len(e.models) == k and all(len(e.lr[m]) * len(e.weight_decay) * len(e.batch_size) == 27 for m in e.models)
+    for name in ("2bit_rectangle", "2bit_disk", "2bit_ring", "2bit_fixed", "2bit_square"):
         assert exps[name].sizes == [2] and exps[name].epochs == 200
         assert (exps[name].flow.depth, exps[name].flow.width) == (2, 316)
+    assert all((e.flow.depth, e.flow.width) == (3, 100) for n, e in exps.items() if n.startswith("3bit"))
+    assert {n: e.initial_state for n, e in exps.items()} == {
+        n: "fixed_random" if n == "3bit_variable" else "learned_affine" for n in exps}
+    for e in exps.values():  # one run per grid point, in-order batches, selection after every step
+        assert e.seeds == [0] and e.select_every == "iteration" and e.shuffle is False
+        assert e.integration.init == "xavier" and (e.integration.tau, e.integration.dt) == (0.01, 0.01)
 
 
 def test_schema_file_is_in_sync_with_the_models():

@@ -13,7 +13,8 @@ from gnode.studies import flipflop_analysis as ffa
 from .conftest import snakemake
 
 MODELS = ["rnn", "gru", "mgru", "node", "gnode"]
-EXPERIMENTS = ["3bit_fixed", "3bit_variable", "2bit_rectangle", "2bit_disk", "2bit_ring"]
+EXPERIMENTS = ["3bit_fixed", "3bit_variable", "2bit_rectangle", "2bit_disk", "2bit_ring", "2bit_fixed", "2bit_square"]
+CONTINUOUS = [e for e in EXPERIMENTS if e not in ("3bit_fixed", "2bit_fixed")]  # held values are continuous
 # (experiment, model, N) of the tiny overlay
 JOBS = [("3bit_fixed", m, 4) for m in MODELS] + [("3bit_variable", "node", 4), ("3bit_variable", "gnode", 3),
         ("3bit_variable", "gnode", 4)] + [(e, "gnode", 2) for e in EXPERIMENTS[2:]]
@@ -29,9 +30,9 @@ def test_dry_run_lists_the_chain_prepare_train_evaluate_figures(tmp_path):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["prepare_flipflop_data"] == 5
+    assert counts["prepare_flipflop_data"] == len(EXPERIMENTS)
     assert counts["train_flipflop"] == counts["evaluate_flipflop"] == len(JOBS)
-    assert counts["plot_flipflop"] == counts["analyse_flipflop_attractors"] == counts["plot_flipflop_attractors"] == 5
+    assert counts["plot_flipflop"] == counts["analyse_flipflop_attractors"] == counts["plot_flipflop_attractors"] == len(EXPERIMENTS)
     assert counts["summarise_flipflop"] == counts["plot_flipflop_overview"] == counts["claims_flipflop"] == 1
     assert counts["prepare_realworld_data"] == 1 and counts["train_realworld"] == 3
     assert counts["summarise_realworld"] == 1 and counts["plot_realworld"] == 1
@@ -195,8 +196,9 @@ def test_claims_table_lists_every_finding(tiny_run):
     assert pq.read_schema(path).remove_metadata() == CLAIMS_SCHEMA
     claims = io.read_table(path).set_index("claim_id")
     expected = {f"ff_gating_{w}_{e}" for w in ("best", "median") for e in EXPERIMENTS} | {
-        "ff_small_gnode_3bit_variable", "ff_ring_radius_cv_2bit_ring", "ff_ring_coverage_2bit_ring"} | {
-        f"ff_low_dim_r2_{e}" for e in EXPERIMENTS[2:]} | {f"ff_memory_{e}" for e in EXPERIMENTS[1:]}
+        "ff_small_gnode_3bit_variable", "ff_ring_radius_cv_2bit_ring", "ff_ring_coverage_2bit_ring",
+        "ff_square_rank_2bit_square", "ff_fixed_targets_2bit_fixed"} | {
+        f"ff_low_dim_r2_{e}" for e in EXPERIMENTS[2:]} | {f"ff_memory{k}_{e}" for k in ("", "_drift") for e in CONTINUOUS}
     assert set(claims.index) == expected and (claims["study"] == "flipflop").all()
     # values exist where the tiny run has the data, and holds follows from value and threshold
     for cid in ("ff_gating_best_3bit_variable", "ff_small_gnode_3bit_variable", "ff_memory_2bit_ring",
