@@ -34,7 +34,6 @@ from torch import Tensor
 
 from gnode.fixed_points import FixedPoints, find_fixed_points, sample_initial_states
 from gnode.models import CONTINUOUS_KINDS, RecurrentEnsemble
-from gnode.tasks import flipflop
 
 GATED_KINDS = ("gru", "mgru", "gnode")
 
@@ -254,29 +253,61 @@ def trajectory_gates(model: RecurrentEnsemble, x: Tensor, states: Tensor, h0: Te
 
 
 # ------------------------------------------------------------------ memory test
+def _signs(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.choice([-1.0, 1.0], size=n)
+
+
+def _uniform(half: float):
+    return lambda rng, n: rng.uniform(-half, half, n)
+
+
+def _annulus(rng: np.random.Generator, n: int) -> np.ndarray:
+    theta = rng.uniform(0.0, 2 * math.pi, n)
+    r = np.sqrt(rng.uniform(1.0, 4.0, n))  # uniform in area over 1 < r < 2
+    return np.stack([r * np.cos(theta), r * np.sin(theta)], axis=-1)
+
+
+def _circle(rng: np.random.Generator, n: int) -> np.ndarray:
+    theta = rng.uniform(0.0, 2 * math.pi, n)
+    return np.stack([2 * np.cos(theta), 2 * np.sin(theta)], axis=-1)
+
+
+# How each task's pulses store a value (the authors' generators): per channel (one pulse sets one
+# channel, amplitude law per channel) or one pulse setting a 2-D point on both channels.
+PROBE_CHANNELS = {
+    "3bit_fixed": (_signs,) * 3,
+    "3bit_variable": (_uniform(1.0),) * 3,
+    "2bit_fixed": (_signs,) * 2,
+    "2bit_square": (_uniform(1.0),) * 2,
+    "2bit_rectangle": (_uniform(2.0), _uniform(1.0)),
+}
+PROBE_POINTS = {"2bit_disk": _annulus, "2bit_ring": _circle}
+
+
 def memory_probes(task: str, n: int, pulse_width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Inputs that store a value, and the value, for the memory test of a flip-flop task.
 
-    3-bit tasks: one pulse per channel, back to back, each from the task's amplitude
-    distribution (±1 or U[-1, 1]), so that all three channels hold a value. 2-bit tasks: one
-    pulse carrying a point of the task's set (rectangle, annulus or ring).
+    Tasks whose pulses set one channel (3-bit, 2-bit fixed, square, rectangle): one pulse per
+    channel, back to back, each from that channel's amplitude law (±1, U[-1, 1], or U[-2, 2] on
+    the rectangle's first channel), so that every channel holds a drawn value. Disk and ring: one
+    pulse carrying a point of the annulus (uniform in area) or the ring of radius 2. Every probe
+    distribution is symmetric about 0, so a constant readout has a mean error >= the mean norm of
+    the stored values (in expectation).
 
     Returns inputs (n, P, C) float32 (P bins of pulses) and stored values (n, C) float32.
     """
-    c = flipflop.n_channels(task)
-    if task.startswith("3bit"):
-        vals = rng.choice([-1.0, 1.0], size=(n, c)) if task == "3bit_fixed" else rng.uniform(-1.0, 1.0, size=(n, c))
+    if task in PROBE_CHANNELS:
+        laws = PROBE_CHANNELS[task]
+        c = len(laws)
+        vals = np.stack([law(rng, n) for law in laws], axis=-1)
         x = np.zeros((n, c * pulse_width, c))
         for ch in range(c):
             x[:, ch * pulse_width : (ch + 1) * pulse_width, ch] = vals[:, ch : ch + 1]
-    else:
-        if task == "2bit_rectangle":
-            vals = np.stack([rng.uniform(-2.0, 2.0, n), rng.uniform(-1.0, 1.0, n)], axis=-1)
-        else:
-            theta = rng.uniform(0.0, 2 * math.pi, n)
-            r = np.sqrt(rng.uniform(1.0, 4.0, n)) if task == "2bit_disk" else np.full(n, 2.0)
-            vals = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=-1)
+    elif task in PROBE_POINTS:
+        vals = PROBE_POINTS[task](rng, n)
         x = np.repeat(vals[:, None, :], pulse_width, axis=1)
+    else:
+        raise ValueError(f"memory test: unknown flip-flop task {task!r}; known: {sorted(PROBE_CHANNELS | PROBE_POINTS)}")
     return x.astype(np.float32), vals.astype(np.float32)
 
 
