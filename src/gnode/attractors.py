@@ -260,6 +260,8 @@ def memory_probes(task: str, n: int, pulse_width: int, rng: np.random.Generator)
     Tasks whose pulses set one channel (3-bit, 2-bit fixed, square, rectangle): one pulse per
     channel, back to back, each from that channel's amplitude law, so that every channel holds a
     value. Tasks whose pulses set a point (disk, ring): one pulse carrying a point of the task.
+    Every probe law is symmetric about 0, so a constant readout has a mean error >= the mean norm
+    of the stored values (in expectation).
 
     Returns inputs (n, P, C) float32 (P bins of pulses) and stored values (n, C) float32.
     """

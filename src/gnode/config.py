@@ -178,8 +178,21 @@ class FlipFlopClaims(Strict):
     low_dim_r2: float = Field(0.8, ge=0, le=1, description="2-bit tasks: variance of the targets the N=2 gnODE explains")
     ring_radius_cv: float = Field(0.1, gt=0, description="ring task: max coefficient of variation of the slow points' readout radius")
     ring_coverage: float = Field(0.5, ge=0, le=1, description="ring task: min fraction of 12 angle sectors holding a slow point")
+    memory_error: float = Field(
+        0.25, gt=0, description="continuous tasks: max mean ||readout - stored value|| / mean ||stored value|| of the "
+        "best gnODE at settling, one trial length later and at the end of the memory test (a constant readout: ~1)"
+    )
     memory_drift: float = Field(
-        0.25, gt=0, description="continuous tasks: max readout drift over the memory test relative to the stored value"
+        0.25, gt=0, description="continuous tasks: max readout drift from settling to the end of the memory test "
+        "relative to the stored value (a model that forgets at once also passes)"
+    )
+    square_rank: int = Field(
+        1, ge=1, le=5, description="2bit_square: the N=2 gnODE's rank among the five models at N=2 by best test MSE "
+        "must be at most this (1: the gnODE is best)"
+    )
+    fixed_target_tol: float = Field(
+        0.25, gt=0, description="2bit_fixed: max readout distance from each target (+-1, +-1) to the nearest stable "
+        "fixed point of the N=2 gnODE"
     )
 
 

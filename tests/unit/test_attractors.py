@@ -127,30 +127,41 @@ def test_memory_test_runs_members_in_chunks_with_the_same_result():
     np.testing.assert_allclose(one.drift[0], whole.drift[1])
 
 
-@pytest.mark.parametrize(
-    "task", ["3bit_fixed", "3bit_variable", "2bit_fixed", "2bit_square", "2bit_rectangle", "2bit_disk", "2bit_ring"]
-)
+PER_CHANNEL = ["3bit_fixed", "3bit_variable", "2bit_fixed", "2bit_square", "2bit_rectangle"]
+
+
+@pytest.mark.parametrize("task", PER_CHANNEL + ["2bit_disk", "2bit_ring"])
 def test_memory_probes_store_values_of_the_task(task):
-    x, v = att.memory_probes(task, 200, 3, np.random.default_rng(0))
+    x, v = att.memory_probes(task, 400, 3, np.random.default_rng(0))
     c = 3 if task.startswith("3bit") else 2
-    # one-channel pulses: one pulse per channel, back to back; disk and ring: one point pulse
-    pulses = 1 if task in ("2bit_disk", "2bit_ring") else c
-    assert v.shape == (200, c) and x.shape == (200, pulses * 3, c)
-    if pulses > 1:
-        assert np.all((x != 0).sum(axis=2) == 1)
+    if task in PER_CHANNEL:
+        # as the authors' generators: each pulse sets one channel; one pulse per channel, back to back
+        assert v.shape == (400, c) and x.shape == (400, c * 3, c)
+        assert ((x != 0).sum(-1) <= 1).all()
+        for ch in range(c):
+            np.testing.assert_array_equal(x[:, ch * 3 : (ch + 1) * 3, ch], np.repeat(v[:, ch : ch + 1], 3, axis=1))
+    else:
+        assert v.shape == (400, 2) and x.shape == (400, 3, 2)
+        np.testing.assert_array_equal(x, np.repeat(v[:, None], 3, axis=1))
     if task.endswith("fixed"):
         assert set(np.unique(v)) == {-1.0, 1.0}
     if task in ("3bit_variable", "2bit_square"):
-        assert np.abs(v).max() <= 1
+        assert np.abs(v).max() <= 1 and np.abs(v).max() > 0.95
     if task == "2bit_rectangle":
-        assert np.abs(v[:, 0]).max() > 1.5 and np.abs(v[:, 0]).max() <= 2 and np.abs(v[:, 1]).max() <= 1
+        assert np.abs(v[:, 0]).max() <= 2 and np.abs(v[:, 0]).max() > 1.9 and np.abs(v[:, 1]).max() <= 1
     r = np.linalg.norm(v, axis=1)
     if task == "2bit_ring":
         np.testing.assert_allclose(r, 2, rtol=1e-6)
     if task == "2bit_disk":
         assert r.min() >= 1 - 1e-6 and r.max() <= 2 + 1e-6
-    # the last pulse bins carry the stored value on every channel it sets
-    assert np.allclose(x[:, -1, -1], v[:, -1])
+        assert abs((r**2 < 2.5).mean() - 0.5) < 0.08  # uniform in area: half the annulus lies inside r^2 = 2.5
+    # every probe distribution is symmetric about 0: a constant readout of 0 is the best forgetting
+    assert np.abs(v.mean(0)).max() < 0.2
+
+
+def test_memory_probes_name_an_unknown_task():
+    with pytest.raises(ValueError, match="2bit_triangle"):
+        att.memory_probes("2bit_triangle", 2, 3, np.random.default_rng(0))
 
 
 def test_speed_grid_is_the_velocity_field():

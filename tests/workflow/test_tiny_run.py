@@ -175,7 +175,8 @@ def test_attractor_tables_have_their_schemas_and_sane_values(tiny_run):
         assert set(zip(mem["model"], mem["n"])) == jobs and (mem.groupby(["model", "n"])["is_best"].sum() == 1).all()
         assert len(mem) == 2 * len(jobs)  # two seeds: every member is tested
         ok = mem[mem["status"] == "ok"]
-        assert np.isfinite(ok[["drift", "relative_drift", "error_end"]]).all().all() and (ok["drift"] >= 0).all()
+        assert np.isfinite(ok[["drift", "relative_drift", "error_end", "relative_error_end"]]).all().all()
+        assert (ok["drift"] >= 0).all() and np.allclose(ok["relative_error_end"], ok["error_end"] / ok["stored_norm"])
         assert np.allclose(mem["duration"], 2.0 * 20 * 0.05)  # 2 trial lengths of 20 bins of 0.05
         assert len(traj) == 3 * 20 * len(jobs)  # 3 trials x 20 bins
         assert (traj["h"].map(len) == traj["n"]).all()
@@ -196,13 +197,15 @@ def test_claims_table_lists_every_finding(tiny_run):
     assert pq.read_schema(path).remove_metadata() == CLAIMS_SCHEMA
     claims = io.read_table(path).set_index("claim_id")
     expected = {f"ff_gating_{w}_{e}" for w in ("best", "median") for e in EXPERIMENTS} | {
-        "ff_small_gnode_3bit_variable", "ff_ring_radius_cv_2bit_ring", "ff_ring_coverage_2bit_ring",
-        "ff_square_rank_2bit_square", "ff_fixed_targets_2bit_fixed"} | {
-        f"ff_low_dim_r2_{e}" for e in EXPERIMENTS[2:]} | {f"ff_memory{k}_{e}" for k in ("", "_drift") for e in CONTINUOUS}
+        "ff_small_gnode_3bit_variable", "ff_ring_radius_cv_2bit_ring", "ff_ring_coverage_2bit_ring"} | {
+        f"ff_low_dim_r2_{e}" for e in EXPERIMENTS if e.startswith("2bit")} | {
+        f"ff_memory{k}_{e}" for k in ("", "_drift") for e in CONTINUOUS} | {
+        f"ff_square_rank_{e}" for e in EXPERIMENTS if e == "2bit_square"} | {
+        f"ff_fixed_targets_{e}" for e in EXPERIMENTS if e == "2bit_fixed"}
     assert set(claims.index) == expected and (claims["study"] == "flipflop").all()
     # values exist where the tiny run has the data, and holds follows from value and threshold
     for cid in ("ff_gating_best_3bit_variable", "ff_small_gnode_3bit_variable", "ff_memory_2bit_ring",
-                "ff_low_dim_r2_2bit_disk"):
+                "ff_memory_drift_2bit_ring", "ff_low_dim_r2_2bit_disk"):
         assert np.isfinite(claims.loc[cid, "value"]), cid
     assert not claims.loc["ff_gating_best_2bit_ring", "holds"]  # no nODE on the 2-bit tasks here: NaN, not held
     assert "common N" in claims.loc["ff_gating_best_2bit_ring", "note"]

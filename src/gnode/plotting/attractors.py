@@ -121,27 +121,39 @@ def attractor_figure(
 
 
 def memory_figure(memory: pd.DataFrame, curves: pd.DataFrame, path, *, formats: Sequence[str] = ("png",), dpi=150):
-    """Memory test: readout drift after a stored value, per model and N.
+    """Memory test: the readout against the stored value, and its drift, per model and N.
 
-    Left: mean drift ||y(t) - y(settle)|| over the probes, of the best member, over the free run
-    (trial lengths; log-log, floored at 1e-6).
-    Right: the drift over the whole run relative to the stored value, every member.
+    Left: mean error ||y(t) - v|| / mean ||v|| of the best member over the free run (trial
+    lengths since the value settled; log time); 1 is what a readout that forgot scores.
+    Middle: mean drift ||y(t) - y(settle)|| of the best member (log-log, floored at 1e-6); a
+    model that forgot at once also has no drift.
+    Right: the worst relative error of settling, +1 trial length and the end, every member (the
+    statistic of the memory claim); the best member marked.
     """
     style()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 3.8), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     sizes = sorted(memory["n"].unique())
     styles = ["-", "--", ":", "-."]
-    best = curves[curves["is_best"] & (curves["t"] > 0)]  # at t = 0 the drift is 0 by definition
+    norm = float(memory["stored_norm"].iloc[0])
+    best = curves[curves["is_best"]]
     for (m, n), g in best.groupby(["model", "n"]):
         g = g.sort_values("t")
-        ax1.plot(g["t"], np.maximum(g["drift"], 1e-6), color=PALETTE.get(m), ls=styles[sizes.index(n) % 4],
-                 label=_label(m, n))
+        kw = dict(color=PALETTE.get(m), ls=styles[sizes.index(n) % 4], label=_label(m, n))
+        later = g[g["t"] > 0]  # at t = 0 the drift is 0 by definition
+        ax0.plot(later["t"], later["error"] / norm, **kw)
+        ax1.plot(later["t"], np.maximum(later["drift"], 1e-6), **kw)
+    ax0.axhline(1.0, color="0.5", lw=0.8, ls=":")
+    ax0.set_xscale("log")
+    ax0.set_ylim(bottom=-0.03)  # a perfect memory (0) stays visible
+    ax0.set_xlabel("time since the value settled (trial lengths)")
+    ax0.set_ylabel("||y(t) - stored|| / ||stored||")
+    ax0.legend(fontsize=7, ncol=2, frameon=False)
     ax1.set_yscale("log")
     ax1.set_xscale("log")
     ax1.set_xlabel("time since the value settled (trial lengths)")
     ax1.set_ylabel("readout drift ||y(t) - y(settle)||")
-    ax1.legend(fontsize=7, ncol=2, frameon=False)
     ok = memory[memory["status"] == "ok"].copy()
+    ok["worst"] = ok[["relative_error_settle", "relative_error_1x", "relative_error_end"]].max(axis=1)
     order = [m for m in MODEL_ORDER if m in set(ok["model"])]
     markers = "osD^v<>"
     rng = np.random.default_rng(0)
@@ -151,17 +163,17 @@ def memory_figure(memory: pd.DataFrame, curves: pd.DataFrame, path, *, formats: 
         for j, n in enumerate(own):
             s = sub[sub["n"] == n]
             x0 = i + (j - (len(own) - 1) / 2) * 0.22
-            ax2.scatter(x0 + rng.uniform(-0.04, 0.04, len(s)), np.maximum(s["relative_drift"], 1e-6), s=16,
+            ax2.scatter(x0 + rng.uniform(-0.04, 0.04, len(s)), s["worst"], s=16,
                         color=PALETTE.get(m), alpha=0.75, marker=markers[sizes.index(n) % len(markers)])
             b = s[s["is_best"]]
-            ax2.scatter([x0] * len(b), np.maximum(b["relative_drift"], 1e-6), s=90, marker="_", color="k",
-                        linewidths=2)
+            ax2.scatter([x0] * len(b), b["worst"], s=90, marker="_", color="k", linewidths=2)
     handles = [Line2D([], [], ls="", marker=markers[k % len(markers)], color="0.3", label=f"N={n}")
                for k, n in enumerate(sizes)]
     ax2.legend(handles=handles, fontsize=7, frameon=True, loc="best")
-    ax2.set_yscale("log")
+    ax2.axhline(1.0, color="0.5", lw=0.8, ls=":")
+    ax2.set_ylim(bottom=-0.03)
     ax2.set_xticks(range(len(order)), [MODEL_LABELS[m] for m in order])
-    ax2.set_ylabel("drift / ||stored value||")
+    ax2.set_ylabel("worst error / ||stored||")
     dur = float(memory["duration"].iloc[0])
     fig.suptitle(f"{memory['experiment'].iloc[0]}: memory test, {dur:.0f} trial lengths without input")
     fig.tight_layout()

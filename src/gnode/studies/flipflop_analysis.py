@@ -9,7 +9,8 @@ test of every member. Tables (Parquet, schemas below), all keyed by experiment, 
 - trajectories: one row per (test trial, bin) of the best member;
 - speed_grid: one row per grid point of the phase plane (models with N = 2 only);
 - gates: one row per (source, trial, bin or point) of a gated model, z of every unit as a list;
-- memory: one row per member, the memory-test statistics;
+- memory: one row per member, the memory-test statistics (error against the stored value and
+  drift after settling);
 - memory_curve: one row per (member, time sample), drift and error over the free run.
 
 Plot coordinates (``coord_0..2``) are the state for N <= 3, else the first principal components
@@ -105,9 +106,12 @@ MEMORY_SCHEMA = pa.schema(
         ("stored_norm", pa.float64()),  # mean ||stored value||
         ("error_settle", pa.float64()),  # mean ||y - value|| after settling
         ("error_1x", pa.float64()),  # ... one trial length later
-        ("error_end", pa.float64()),  # ... at the end
+        ("error_end", pa.float64()),  # ... at the end (memory_horizons trial lengths after settling)
+        ("relative_error_settle", pa.float64()),  # error_settle / stored_norm (a constant readout: >= ~1)
+        ("relative_error_1x", pa.float64()),  # error_1x / stored_norm
+        ("relative_error_end", pa.float64()),  # error_end / stored_norm
         ("drift", pa.float64()),  # mean ||y(end) - y(settle)||
-        ("relative_drift", pa.float64()),  # drift / stored_norm
+        ("relative_drift", pa.float64()),  # drift / stored_norm (a model that forgets at once has ~0)
         ("drift_rate", pa.float64()),  # drift per trial time unit
         ("late_drift_rate", pa.float64()),  # ||y(end) - y(settle + 1 trial)|| per trial time unit
     ]
@@ -149,6 +153,52 @@ def _lists(a: np.ndarray) -> list[list[float]]:
     return [list(map(float, row)) for row in np.asarray(a, dtype=np.float64)]
 
 
+def memory_tables(
+    mem: att.MemoryResult, key: dict, evaluation: pd.DataFrame, best: int, n_probes: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The memory and memory_curve tables of one (model, N) from its memory test.
+
+    ``evaluation``: one row per member, sorted by member (status, test_loss); ``best``: the
+    best member. Errors are also given relative to the mean norm of the stored values, so that a
+    readout that forgets (holds any constant) scores about 1 or more and a perfect memory 0.
+    """
+    members = np.arange(len(mem.drift))
+    memory = pd.DataFrame(
+        {
+            **key,
+            "member": members,
+            "is_best": members == best,
+            "status": evaluation["status"].to_numpy(),
+            "test_loss": evaluation["test_loss"].to_numpy(),
+            "n_probes": n_probes,
+            "duration": mem.duration,
+            "stored_norm": mem.stored_norm,
+            "error_settle": mem.error_settle,
+            "error_1x": mem.error_1x,
+            "error_end": mem.error_end,
+            "relative_error_settle": mem.error_settle / mem.stored_norm,
+            "relative_error_1x": mem.error_1x / mem.stored_norm,
+            "relative_error_end": mem.error_end / mem.stored_norm,
+            "drift": mem.drift,
+            "relative_drift": mem.drift / mem.stored_norm,
+            "drift_rate": mem.drift_rate,
+            "late_drift_rate": mem.late_drift_rate,
+        }
+    )
+    s = len(mem.t)
+    curve = pd.DataFrame(
+        {
+            **key,
+            "member": np.repeat(members, s),
+            "is_best": np.repeat(members == best, s),
+            "t": np.tile(mem.t, len(members)),
+            "drift": mem.drift_curve.ravel(),
+            "error": mem.error_curve.ravel(),
+        }
+    )
+    return memory, curve
+
+
 def analyse_model(
     model_path: str | Path, evaluation: pd.DataFrame, test: tuple[np.ndarray, np.ndarray], settings: dict
 ) -> dict[str, pd.DataFrame]:
@@ -169,39 +219,10 @@ def analyse_model(
         n_probes=a["memory_probes"], horizons=a["memory_horizons"], settle_bins=a["memory_settle_bins"],
         samples=a["memory_samples"], seed=derive_seed(settings["seed"], a["seed"], 2),
     )
-    members = np.arange(model.n_members)
-    out["memory"] = pd.DataFrame(
-        {
-            **key,
-            "member": members,
-            "is_best": members == best,
-            "status": ev["status"].to_numpy(),
-            "test_loss": ev["test_loss"].to_numpy(),
-            "n_probes": a["memory_probes"],
-            "duration": mem.duration,
-            "stored_norm": mem.stored_norm,
-            "error_settle": mem.error_settle,
-            "error_1x": mem.error_1x,
-            "error_end": mem.error_end,
-            "drift": mem.drift,
-            "relative_drift": mem.drift / mem.stored_norm,
-            "drift_rate": mem.drift_rate,
-            "late_drift_rate": mem.late_drift_rate,
-        }
-    )
-    s = len(mem.t)
-    out["memory_curve"] = pd.DataFrame(
-        {
-            **key,
-            "member": np.repeat(members, s),
-            "is_best": np.repeat(members == best, s),
-            "t": np.tile(mem.t, len(members)),
-            "drift": mem.drift_curve.ravel(),
-            "error": mem.error_curve.ravel(),
-        }
-    )
-    logger.info("%smemory test: relative drift of the best member %.3g over %.0f trial lengths", label,
-                mem.drift[best] / mem.stored_norm, mem.duration)
+    out["memory"], out["memory_curve"] = memory_tables(mem, key, ev, best, a["memory_probes"])
+    logger.info("%smemory test, best member: relative error %.3g at settling, %.3g at the end; relative drift "
+                "%.3g over %.0f trial lengths", label, mem.error_settle[best] / mem.stored_norm,
+                mem.error_end[best] / mem.stored_norm, mem.drift[best] / mem.stored_norm, mem.duration)
 
     # the best member, in float64, on test trials
     one = load_model(model_path, device=device, dtype=torch.float64)[0].select([best])
@@ -360,4 +381,4 @@ def analyse_job(
     return result
 
 
-__all__ = ["SCHEMAS", "analysis_settings", "analyse_model", "analyse_job"]
+__all__ = ["SCHEMAS", "analysis_settings", "analyse_model", "analyse_job", "memory_tables"]
