@@ -32,7 +32,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -316,19 +316,6 @@ def evaluate_loss(model: RecurrentEnsemble, x: Tensor, y: Tensor, *, batch: int 
     return total / x.shape[0]
 
 
-def _checkpoint_state(model, opt, epoch, gens, track: dict, history, fingerprint):
-    return {
-        "fingerprint": fingerprint,
-        "epoch": epoch,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "opt": {"step": opt.step_count, "m": [t.cpu() for t in opt.m], "v": [t.cpu() for t in opt.v]},
-        "generators": [g.get_state() for g in gens],
-        "best": {k: v.cpu() for k, v in track["best"].items()},
-        **{k: v for k, v in track.items() if k != "best"},
-        "history": history,
-    }
-
-
 def _evaluate(model: RecurrentEnsemble, data: SequenceData, task: str, mask_bins: int) -> tuple[list, list]:
     """(loss, accuracy) per member as lists; the plain MSE path is :func:`evaluate_loss` itself."""
     if task == "regression" and data.dt is None and data.lengths is None and data.weights is None:
@@ -375,8 +362,26 @@ def fit(
         ``train_loss`` and ``test_loss`` (``val_loss`` instead when ``val`` is given) and, for
         classification, ``train_accuracy`` and ``test_accuracy``/``val_accuracy``.
     """
-    from gnode.io import atomic_path
+    _check_fit_arguments(model, settings, task, val)
+    train, test = as_data(train), as_data(test)
+    val = as_data(val) if val is not None else None
+    loop = _Loop.start(model, train, val, test, settings, task, label)
+    ckpt = Path(checkpoint) if checkpoint else None
+    start_epoch = _resume(loop, ckpt, fingerprint) if ckpt is not None and ckpt.exists() else 0
+    loop.start_clock()
+    for epoch in range(start_epoch + 1, settings.epochs + 1):
+        summary = _epoch(loop, epoch)
+        if summary is None:  # every member has stopped early
+            break
+        if on_epoch is not None:
+            on_epoch(summary)
+        if ckpt is not None and _checkpoint_due(settings, epoch):
+            _save_checkpoint(loop, ckpt, epoch, fingerprint)
+    return _fit_result(loop, test, val, start_epoch)
 
+
+def _check_fit_arguments(model: RecurrentEnsemble, settings: FitSettings, task: str, val) -> None:
+    """Clear errors for settings that :func:`fit` cannot honour."""
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {list(TASKS)}")
     if settings.monitor == "accuracy" and task != "classification":
@@ -387,215 +392,384 @@ def fit(
     for key in ("lr", "weight_decay", "seeds"):
         if len(getattr(settings, key)) != e:
             raise ValueError(f"settings.{key} has {len(getattr(settings, key))} entries for {e} members")
-    train, test = as_data(train), as_data(test)
-    val = as_data(val) if val is not None else None
-    select, sel = (val, "val") if val is not None else (test, "test")
-    classify = task == "classification"
-    dev, n_train = train.x.device, len(train)
-    bs = min(settings.batch_size, n_train)
-    params = list(model.parameters())
-    base_lr = torch.tensor(settings.lr, device=dev, dtype=params[0].dtype)
-    opt = StackedAdamW(
-        params,
-        base_lr.clone(),
-        torch.tensor(settings.weight_decay, device=dev, dtype=params[0].dtype),
-        settings.betas,
-        settings.eps,
-    )
-    # one CPU generator per member: the data order does not depend on the device or on E
-    gens = [torch.Generator().manual_seed(int(s)) for s in settings.seeds]
-    # per-member bookkeeping; "score" is the selection criterion, lower is better
-    track = {
-        "best": {k: v.detach().clone() for k, v in model.state_dict().items()},
-        "best_epoch": [0] * e,
-        "best_iteration": [0] * e,
-        "best_loss": [math.inf] * e,
-        "best_accuracy": [math.nan] * e,
-        "best_score": [math.inf] * e,
-        "status": [STATUS_OK] * e,
-        "diverged_epoch": [-1] * e,
-        "wait": [0] * e,
-        "stopped_epoch": [-1] * e,
-    }
-    history: list[dict] = []
-    start_epoch = 0
 
-    ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict({k: state["opt"][k] for k in ("step", "m", "v")})
-            for g, s in zip(gens, state["generators"]):
-                g.set_state(s)
-            for k in track:
-                if k == "best":
-                    track[k] = {n: v.to(dev) for n, v in state["best"].items()}
-                elif k in state:
-                    track[k] = state[k]
-            if "best_score" not in state:  # a checkpoint of the test-loss-only version
-                track["best_score"] = list(track["best_loss"])
-            history, start_epoch = state["history"], state["epoch"]
-            logger.info("%sresumed from checkpoint %s at epoch %d", label, ckpt, start_epoch)
-        else:
-            logger.warning("%signoring checkpoint %s: it belongs to another configuration", label, ckpt)
 
-    best, status, stopped = track["best"], track["status"], track["stopped_epoch"]
-    per_step = settings.select_every == "iteration"
+@dataclass
+class _Track:
+    """Per-member bookkeeping of :func:`fit` (lists of E entries), saved in checkpoints.
 
-    @torch.no_grad()
-    def consider(sel_loss: list, sel_acc: list, epoch: int, running: list, improved: list) -> None:
-        """Keep each running member's parameters if they beat its best score so far."""
-        for m in range(e):
-            if status[m] == STATUS_OK and not math.isfinite(sel_loss[m]):
-                status[m], track["diverged_epoch"][m] = STATUS_DIVERGED, epoch
-            if status[m] != STATUS_OK or not running[m]:
-                continue
-            score = -sel_acc[m] if settings.monitor == "accuracy" else sel_loss[m]
-            if score < track["best_score"][m]:
-                track["best_score"][m], track["best_epoch"][m] = score, epoch
-                track["best_iteration"][m] = opt.step_count
-                track["best_loss"][m], track["best_accuracy"][m] = sel_loss[m], sel_acc[m]
-                improved[m] = True
-                for k, v in model.state_dict().items():
-                    best[k][m] = v[m]
+    The field order is the order of the keys in a checkpoint. ``best_score`` is the selection
+    criterion, lower is better: the loss, or minus the accuracy (``monitor='accuracy'``).
+    """
 
-    t0 = time.perf_counter()
-    elapsed_before = history[-1]["elapsed_s"] if history else 0.0
-    for epoch in range(start_epoch + 1, settings.epochs + 1):
-        running = [stopped[m] < 0 for m in range(e)]  # not stopped early (diverged ones still get rows)
-        active = torch.tensor([status[m] == STATUS_OK and running[m] for m in range(e)], device=dev)
-        if settings.patience and not bool(active.any()):
-            break
-        opt.lr = base_lr * settings.lr_factor(epoch)
-        if settings.shuffle:
-            perms = torch.stack([torch.randperm(n_train, generator=g) for g in gens]).to(dev)  # (E, n)
-        else:  # the data's order, as the authors' loader (no generator is drawn from)
-            perms = torch.arange(n_train, device=dev).expand(e, -1)
-        sums = torch.zeros(e, device=dev, dtype=torch.float64)
-        hits = torch.zeros(e, device=dev, dtype=torch.float64)
-        n_seen = 0
-        improved = [False] * e
-        for i in range(0, n_train, bs):
-            idx = perms[:, i : i + bs]  # (E, b)
-            part = train.take(idx)
-            pred, _ = model(part.x, dt=part.dt)
-            if classify:
-                total, count, correct = member_sums(pred, part, task, settings.loss_mask_bins)
-                loss = total / count
-                hits += correct.double()
-            else:
-                loss = member_loss(pred, part, task, settings.loss_mask_bins)
-            finite = torch.isfinite(loss)
-            for m in torch.nonzero(~finite & active).flatten().tolist():
-                status[m], track["diverged_epoch"][m] = STATUS_DIVERGED, epoch
-                logger.warning("%smember %d diverged at epoch %d (loss %s)", label, m, epoch, loss[m].item())
-            active = active & finite
-            for p in params:
-                p.grad = None
-            torch.where(active, loss, torch.zeros_like(loss)).sum().backward()
-            if settings.grad_clip:
-                clip_member_grads(params, settings.grad_clip)
-            opt.step(active)
-            sums += loss.detach().double() * idx.shape[1]
-            n_seen += idx.shape[1]
-            if per_step:  # the parameters of this step; the last step's are the epoch's
-                sel_loss, sel_acc = _evaluate(model, select, task, settings.loss_mask_bins)
-                consider(sel_loss, sel_acc, epoch, running, improved)
-                active = active & torch.tensor([st == STATUS_OK for st in status], device=dev)
-        train_loss = (sums / n_seen).tolist()
-        train_acc = (hits / n_seen).tolist()
-        if not per_step:
-            sel_loss, sel_acc = _evaluate(model, select, task, settings.loss_mask_bins)
-            consider(sel_loss, sel_acc, epoch, running, improved)
-        elapsed = elapsed_before + time.perf_counter() - t0
-        for m in range(e):
-            if status[m] != STATUS_OK or not running[m]:
-                continue
-            if improved[m]:
-                track["wait"][m] = 0
-            else:
-                track["wait"][m] += 1
-                if settings.patience and track["wait"][m] >= settings.patience:
-                    stopped[m] = epoch
-                    logger.info("%smember %d stopped early at epoch %d (best epoch %d)", label, m, epoch,
-                                track["best_epoch"][m])
-        for m in range(e):
-            if not running[m]:
-                continue
-            ok = status[m] == STATUS_OK
-            row = {
-                "member": m,
-                "epoch": epoch,
-                "train_loss": train_loss[m] if ok or track["diverged_epoch"][m] == epoch else math.nan,
-                f"{sel}_loss": sel_loss[m] if ok else math.nan,
-                "elapsed_s": elapsed,
-            }
-            if classify:
-                row["train_accuracy"] = train_acc[m] if ok else math.nan
-                row[f"{sel}_accuracy"] = sel_acc[m] if ok else math.nan
-            history.append(row)
-        ok = [m for m in range(e) if status[m] == STATUS_OK]
-        summary = {
+    best: dict[str, Tensor]  # the best parameters, stacked (E, ...) as the model's state dict
+    best_epoch: list[int]
+    best_iteration: list[int]
+    best_loss: list[float]
+    best_accuracy: list[float]
+    best_score: list[float]
+    status: list[str]
+    diverged_epoch: list[int]
+    wait: list[int]  # epochs since the last improvement (early stopping)
+    stopped_epoch: list[int]
+
+    @classmethod
+    def start(cls, model: RecurrentEnsemble) -> "_Track":
+        e = model.n_members
+        return cls(
+            best={k: v.detach().clone() for k, v in model.state_dict().items()},
+            best_epoch=[0] * e,
+            best_iteration=[0] * e,
+            best_loss=[math.inf] * e,
+            best_accuracy=[math.nan] * e,
+            best_score=[math.inf] * e,
+            status=[STATUS_OK] * e,
+            diverged_epoch=[-1] * e,
+            wait=[0] * e,
+            stopped_epoch=[-1] * e,
+        )
+
+
+@dataclass
+class _Loop:
+    """One :func:`fit` call: what the loop reads (model, data, settings, optimiser) and what it
+    changes besides the model (``track``, ``history``, the per-member data-order ``gens``)."""
+
+    model: RecurrentEnsemble
+    settings: FitSettings
+    task: str
+    train: SequenceData
+    select: SequenceData  # the set that picks the best parameters: val, or test without val
+    sel: str  # its name in the history: "val" or "test"
+    opt: StackedAdamW
+    base_lr: Tensor  # (E,) before the schedule
+    gens: list[torch.Generator]
+    track: _Track
+    label: str
+    history: list[dict] = field(default_factory=list)
+    t0: float = 0.0
+    elapsed_before: float = 0.0  # seconds trained before a resume
+
+    @classmethod
+    def start(cls, model, train, val, test, settings, task, label) -> "_Loop":
+        params = list(model.parameters())
+        dev, dtype = train.x.device, params[0].dtype
+        base_lr = torch.tensor(settings.lr, device=dev, dtype=dtype)
+        wd = torch.tensor(settings.weight_decay, device=dev, dtype=dtype)
+        opt = StackedAdamW(params, base_lr.clone(), wd, settings.betas, settings.eps)
+        # one CPU generator per member: the data order does not depend on the device or on E
+        gens = [torch.Generator().manual_seed(int(s)) for s in settings.seeds]
+        select, sel = (val, "val") if val is not None else (test, "test")
+        return cls(model, settings, task, train, select, sel, opt, base_lr, gens, _Track.start(model), label)
+
+    @property
+    def n_members(self) -> int:
+        return self.model.n_members
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.x.device
+
+    @property
+    def classify(self) -> bool:
+        return self.task == "classification"
+
+    def start_clock(self) -> None:
+        self.t0 = time.perf_counter()
+        self.elapsed_before = self.history[-1]["elapsed_s"] if self.history else 0.0
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, runs before a resume included."""
+        return self.elapsed_before + time.perf_counter() - self.t0
+
+    def running(self) -> list[bool]:
+        """Members not stopped early (diverged ones still get history rows)."""
+        return [s < 0 for s in self.track.stopped_epoch]
+
+    def ok(self) -> list[int]:
+        """The members that have not diverged."""
+        return [m for m in range(self.n_members) if self.track.status[m] == STATUS_OK]
+
+
+# ---------------------------------------------------------------- the loop: epoch -> batch -> step
+def _epoch(loop: _Loop, epoch: int) -> dict | None:
+    """Train one epoch (1-based), select, count patience, log; the epoch's summary (None: all
+    members had stopped early and nothing was done)."""
+    st, e = loop.settings, loop.n_members
+    running = loop.running()
+    active = torch.tensor([loop.track.status[m] == STATUS_OK and running[m] for m in range(e)], device=loop.device)
+    if st.patience and not bool(active.any()):
+        return None
+    loop.opt.lr = loop.base_lr * st.lr_factor(epoch)
+    improved = [False] * e
+    train_loss, train_acc, selected = _train_batches(loop, epoch, active, running, improved)
+    if st.select_every == "epoch":
+        selected = _select(loop, epoch, running, improved)
+    sel_loss, sel_acc = selected
+    elapsed = loop.elapsed()
+    _count_patience(loop, epoch, running, improved)
+    loop.history.extend(_history_rows(loop, epoch, running, train_loss, train_acc, sel_loss, sel_acc, elapsed))
+    summary = _epoch_summary(loop, epoch, train_loss, sel_loss, elapsed)
+    _log_epoch(loop, summary, sel_acc)
+    return summary
+
+
+def _batch_order(loop: _Loop) -> Tensor:
+    """(E, n) sample order of this epoch: a new random permutation per member, or the data's."""
+    n_train = len(loop.train)
+    if loop.settings.shuffle:
+        return torch.stack([torch.randperm(n_train, generator=g) for g in loop.gens]).to(loop.device)
+    # the data's order, as the authors' loader (no generator is drawn from)
+    return torch.arange(n_train, device=loop.device).expand(loop.n_members, -1)
+
+
+def _train_batches(
+    loop: _Loop, epoch: int, active: Tensor, running: list[bool], improved: list[bool]
+) -> tuple[list[float], list[float], tuple[list, list] | None]:
+    """One pass over the training set in mini-batches, one optimiser step each.
+
+    Returns the mean train loss and accuracy per member over the epoch and, with per-iteration
+    selection, the selection set's (loss, accuracy) after the last step (else None).
+    """
+    e, dev, n_train = loop.n_members, loop.device, len(loop.train)
+    bs = min(loop.settings.batch_size, n_train)
+    perms = _batch_order(loop)
+    sums = torch.zeros(e, device=dev, dtype=torch.float64)
+    hits = torch.zeros(e, device=dev, dtype=torch.float64)
+    n_seen = 0
+    selected = None
+    for i in range(0, n_train, bs):
+        idx = perms[:, i : i + bs]  # (E, b)
+        loss, correct, active = _step(loop, epoch, loop.train.take(idx), active)
+        if correct is not None:
+            hits += correct.double()
+        sums += loss.detach().double() * idx.shape[1]
+        n_seen += idx.shape[1]
+        if loop.settings.select_every == "iteration":  # the parameters of this step; the last step's are the epoch's
+            selected = _select(loop, epoch, running, improved)
+            active = active & torch.tensor([st == STATUS_OK for st in loop.track.status], device=dev)
+    return (sums / n_seen).tolist(), (hits / n_seen).tolist(), selected
+
+
+def _step(loop: _Loop, epoch: int, batch: SequenceData, active: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Forward, backward and one AdamW step of the ``active`` (E,) members on ``batch``.
+
+    Returns the loss per member (E,), the correct predictions (E,) (classification; else None)
+    and ``active`` without the members whose loss was not finite.
+    """
+    mask_bins = loop.settings.loss_mask_bins
+    pred, _ = loop.model(batch.x, dt=batch.dt)
+    correct = None
+    if loop.classify:
+        total, count, correct = member_sums(pred, batch, loop.task, mask_bins)
+        loss = total / count
+    else:
+        loss = member_loss(pred, batch, loop.task, mask_bins)
+    active = _stop_diverged(loop, epoch, loss, active)
+    params = loop.opt.params
+    for p in params:
+        p.grad = None
+    torch.where(active, loss, torch.zeros_like(loss)).sum().backward()
+    if loop.settings.grad_clip:
+        clip_member_grads(params, loop.settings.grad_clip)
+    loop.opt.step(active)
+    return loss, correct, active
+
+
+def _stop_diverged(loop: _Loop, epoch: int, loss: Tensor, active: Tensor) -> Tensor:
+    """Mark the active members whose batch loss (E,) is NaN/Inf as diverged; ``active`` without them."""
+    finite = torch.isfinite(loss)
+    for m in torch.nonzero(~finite & active).flatten().tolist():
+        loop.track.status[m], loop.track.diverged_epoch[m] = STATUS_DIVERGED, epoch
+        logger.warning("%smember %d diverged at epoch %d (loss %s)", loop.label, m, epoch, loss[m].item())
+    return active & finite
+
+
+# ------------------------------------------------------------------ selection and early stopping
+@torch.no_grad()
+def _select(loop: _Loop, epoch: int, running: list[bool], improved: list[bool]) -> tuple[list, list]:
+    """Evaluate the selection set at the current parameters; keep each running member's
+    parameters if they beat its best score so far (and mark it in ``improved``). A member whose
+    selection loss is not finite diverges. Returns (loss, accuracy) per member."""
+    sel_loss, sel_acc = _evaluate(loop.model, loop.select, loop.task, loop.settings.loss_mask_bins)
+    track = loop.track
+    for m in range(loop.n_members):
+        if track.status[m] == STATUS_OK and not math.isfinite(sel_loss[m]):
+            track.status[m], track.diverged_epoch[m] = STATUS_DIVERGED, epoch
+        if track.status[m] != STATUS_OK or not running[m]:
+            continue
+        score = -sel_acc[m] if loop.settings.monitor == "accuracy" else sel_loss[m]
+        if score < track.best_score[m]:
+            track.best_score[m], track.best_epoch[m] = score, epoch
+            track.best_iteration[m] = loop.opt.step_count
+            track.best_loss[m], track.best_accuracy[m] = sel_loss[m], sel_acc[m]
+            improved[m] = True
+            for k, v in loop.model.state_dict().items():
+                track.best[k][m] = v[m]
+    return sel_loss, sel_acc
+
+
+def _count_patience(loop: _Loop, epoch: int, running: list[bool], improved: list[bool]) -> None:
+    """Early stopping: a running member without improvement for ``patience`` epochs stops."""
+    track, patience = loop.track, loop.settings.patience
+    for m in range(loop.n_members):
+        if track.status[m] != STATUS_OK or not running[m]:
+            continue
+        if improved[m]:
+            track.wait[m] = 0
+            continue
+        track.wait[m] += 1
+        if patience and track.wait[m] >= patience:
+            track.stopped_epoch[m] = epoch
+            logger.info("%smember %d stopped early at epoch %d (best epoch %d)", loop.label, m, epoch,
+                        track.best_epoch[m])
+
+
+# ------------------------------------------------------------------------- history and logging
+def _history_rows(
+    loop: _Loop, epoch: int, running: list[bool], train_loss, train_acc, sel_loss, sel_acc, elapsed: float
+) -> list[dict]:
+    """One row per member that ran this epoch; NaN metrics for diverged members (the train loss
+    of the epoch in which a member diverged is kept)."""
+    track, sel = loop.track, loop.sel
+    rows = []
+    for m in range(loop.n_members):
+        if not running[m]:
+            continue
+        ok = track.status[m] == STATUS_OK
+        row = {
+            "member": m,
             "epoch": epoch,
-            "epochs": settings.epochs,
-            "train_loss_median": _median([train_loss[m] for m in ok]),
-            f"{sel}_loss_min": min((sel_loss[m] for m in ok), default=math.nan),
-            "n_ok": len(ok),
-            "n_members": e,
-            "n_stopped": sum(s >= 0 for s in stopped),
+            "train_loss": train_loss[m] if ok or track.diverged_epoch[m] == epoch else math.nan,
+            f"{sel}_loss": sel_loss[m] if ok else math.nan,
             "elapsed_s": elapsed,
         }
-        logger.info(
-            "%sepoch %d/%d  train %.3e (median)  %s %.3e (best member)%s  ok %d/%d%s  %.1f s",
-            label,
-            epoch,
-            settings.epochs,
-            summary["train_loss_median"],
-            sel,
-            summary[f"{sel}_loss_min"],
-            f"  acc {max((sel_acc[m] for m in ok), default=math.nan):.3f} (best)" if classify else "",
-            len(ok),
-            e,
-            f"  stopped {summary['n_stopped']}" if settings.patience else "",
-            elapsed,
-        )
-        if on_epoch is not None:
-            on_epoch(summary)
-        if ckpt is not None and settings.checkpoint_every and (
-            epoch % settings.checkpoint_every == 0 or epoch == settings.epochs
-        ):
-            state = _checkpoint_state(model, opt, epoch, gens, track, history, fingerprint)
-            with atomic_path(ckpt) as tmp:
-                torch.save(state, tmp)
+        if loop.classify:
+            row["train_accuracy"] = train_acc[m] if ok else math.nan
+            row[f"{sel}_accuracy"] = sel_acc[m] if ok else math.nan
+        rows.append(row)
+    return rows
 
+
+def _epoch_summary(loop: _Loop, epoch: int, train_loss: list, sel_loss: list, elapsed: float) -> dict:
+    """The dict given to ``on_epoch``: median train loss and best selection loss of the members
+    that have not diverged."""
+    ok = loop.ok()
+    return {
+        "epoch": epoch,
+        "epochs": loop.settings.epochs,
+        "train_loss_median": _median([train_loss[m] for m in ok]),
+        f"{loop.sel}_loss_min": min((sel_loss[m] for m in ok), default=math.nan),
+        "n_ok": len(ok),
+        "n_members": loop.n_members,
+        "n_stopped": sum(s >= 0 for s in loop.track.stopped_epoch),
+        "elapsed_s": elapsed,
+    }
+
+
+def _log_epoch(loop: _Loop, summary: dict, sel_acc: list) -> None:
+    """The per-epoch log line."""
+    ok, sel = loop.ok(), loop.sel
+    logger.info(
+        "%sepoch %d/%d  train %.3e (median)  %s %.3e (best member)%s  ok %d/%d%s  %.1f s",
+        loop.label,
+        summary["epoch"],
+        summary["epochs"],
+        summary["train_loss_median"],
+        sel,
+        summary[f"{sel}_loss_min"],
+        f"  acc {max((sel_acc[m] for m in ok), default=math.nan):.3f} (best)" if loop.classify else "",
+        len(ok),
+        loop.n_members,
+        f"  stopped {summary['n_stopped']}" if loop.settings.patience else "",
+        summary["elapsed_s"],
+    )
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _checkpoint_due(settings: FitSettings, epoch: int) -> bool:
+    """Every ``checkpoint_every`` epochs and after the last one (0: never)."""
+    every = settings.checkpoint_every
+    return bool(every) and (epoch % every == 0 or epoch == settings.epochs)
+
+
+def _checkpoint_state(loop: _Loop, epoch: int, fingerprint: str) -> dict:
+    """Everything a resumed run needs to continue as if never interrupted (tensors on the CPU)."""
+    model, opt, track = loop.model, loop.opt, loop.track
+    return {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "opt": {"step": opt.step_count, "m": [t.cpu() for t in opt.m], "v": [t.cpu() for t in opt.v]},
+        "generators": [g.get_state() for g in loop.gens],
+        "best": {k: v.cpu() for k, v in track.best.items()},
+        **{f.name: getattr(track, f.name) for f in fields(track) if f.name != "best"},
+        "history": loop.history,
+    }
+
+
+def _save_checkpoint(loop: _Loop, ckpt: Path, epoch: int, fingerprint: str) -> None:
+    from gnode.io import atomic_path
+
+    state = _checkpoint_state(loop, epoch, fingerprint)
+    with atomic_path(ckpt) as tmp:
+        torch.save(state, tmp)
+
+
+def _resume(loop: _Loop, ckpt: Path, fingerprint: str) -> int:
+    """Load ``ckpt`` into the model, optimiser, generators, bookkeeping and history when it has
+    this ``fingerprint``; the epoch it was saved after (0: another configuration's, ignored)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != fingerprint:
+        logger.warning("%signoring checkpoint %s: it belongs to another configuration", loop.label, ckpt)
+        return 0
+    loop.model.load_state_dict(state["model"])
+    loop.opt.load_state_dict({k: state["opt"][k] for k in ("step", "m", "v")})
+    for g, s in zip(loop.gens, state["generators"]):
+        g.set_state(s)
+    track = loop.track
+    track.best = {n: v.to(loop.device) for n, v in state["best"].items()}
+    for f in fields(track):
+        if f.name != "best" and f.name in state:
+            setattr(track, f.name, state[f.name])
+    if "best_score" not in state:  # a checkpoint of the test-loss-only version
+        track.best_score = list(track.best_loss)
+    loop.history = state["history"]
+    logger.info("%sresumed from checkpoint %s at epoch %d", loop.label, ckpt, state["epoch"])
+    return state["epoch"]
+
+
+# ---------------------------------------------------------------------------------- result
+def _fit_result(loop: _Loop, test: SequenceData, val: SequenceData | None, start_epoch: int) -> FitResult:
+    """The :class:`FitResult`; with a validation set, the test set is evaluated here, once, at
+    each member's best (by validation) parameters."""
+    track, e = loop.track, loop.n_members
     if val is None:
-        test_loss, test_acc = track["best_loss"], track["best_accuracy"]
+        test_loss, test_acc = track.best_loss, track.best_accuracy
         val_loss, val_acc = [], []
     else:
-        # the test set is looked at once, at each member's best (by validation) parameters
-        current = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        model.load_state_dict(best)
-        t_loss, t_acc = _evaluate(model, test, task, settings.loss_mask_bins)
-        model.load_state_dict(current)
-        found = [track["best_epoch"][m] > 0 for m in range(e)]
+        current = {k: v.detach().clone() for k, v in loop.model.state_dict().items()}
+        loop.model.load_state_dict(track.best)
+        t_loss, t_acc = _evaluate(loop.model, test, loop.task, loop.settings.loss_mask_bins)
+        loop.model.load_state_dict(current)
+        found = [track.best_epoch[m] > 0 for m in range(e)]
         test_loss = [t_loss[m] if found[m] else math.inf for m in range(e)]
         test_acc = [t_acc[m] if found[m] else math.nan for m in range(e)]
-        val_loss, val_acc = track["best_loss"], track["best_accuracy"]
+        val_loss, val_acc = track.best_loss, track.best_accuracy
     return FitResult(
-        history=history,
-        best_state=best,
-        best_epoch=track["best_epoch"],
+        history=loop.history,
+        best_state=track.best,
+        best_epoch=track.best_epoch,
         best_test_loss=test_loss,
-        status=status,
-        diverged_epoch=track["diverged_epoch"],
-        elapsed_s=elapsed_before + time.perf_counter() - t0,
+        status=track.status,
+        diverged_epoch=track.diverged_epoch,
+        elapsed_s=loop.elapsed(),
         resumed_from_epoch=start_epoch,
         test_accuracy=test_acc,
         best_val_loss=val_loss,
         best_val_accuracy=val_acc,
-        stopped_epoch=stopped,
-        best_iteration=track["best_iteration"],
+        stopped_epoch=track.stopped_epoch,
+        best_iteration=track.best_iteration,
     )
 
 
