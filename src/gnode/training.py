@@ -414,7 +414,7 @@ class _Track:
     stopped_epoch: list[int]
 
     @classmethod
-    def start(cls, model: RecurrentEnsemble) -> "_Track":
+    def start(cls, model: RecurrentEnsemble) -> _Track:
         e = model.n_members
         return cls(
             best={k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -451,7 +451,7 @@ class _Loop:
     elapsed_before: float = 0.0  # seconds trained before a resume
 
     @classmethod
-    def start(cls, model, train, val, test, settings, task, label) -> "_Loop":
+    def start(cls, model, train, val, test, settings, task, label) -> _Loop:
         params = list(model.parameters())
         dev, dtype = train.x.device, params[0].dtype
         base_lr = torch.tensor(settings.lr, device=dev, dtype=dtype)
