@@ -382,21 +382,56 @@ def find_fixed_points(
     h0 = initial_states.detach().clone()
     if noise_std > 0:
         h0 = h0 + noise_std * _randn(h0.shape, like=h0, generator=generator)
-
     best_h, best_q = _minimise_speed(
         f, h0, n_iter=n_iter, lr=lr, q_stop=_STOP_FACTOR * min(q_tol, fixed_tol)
     )
+    points, speed, n_converged = _unique_minima(
+        best_h, best_q, q_tol=q_tol, dedup_tol=dedup_tol, max_points=max_points
+    )
+    return _linearise(
+        f,
+        points,
+        speed,
+        n_initial=int(initial_states.shape[0]),
+        n_converged=n_converged,
+        fixed_tol=float(fixed_tol),
+        stability_tol=float(stability_tol),
+    )
 
+
+def _unique_minima(
+    best_h: torch.Tensor,
+    best_q: torch.Tensor,
+    *,
+    q_tol: float,
+    dedup_tol: float,
+    max_points: int | None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The minima (B, N) / (B,) with q < q_tol, deduplicated, at most ``max_points``.
+
+    Returns (points (P, N), q (P,)) by increasing q and the number of converged rows
+    (before deduplication).
+    """
     converged = best_q < q_tol
-    n_converged = int(converged.sum())
     cand_h = best_h[converged]
     cand_q = best_q[converged]
     keep = _deduplicate(cand_h, cand_q, dedup_tol)
     if max_points is not None:
         keep = keep[:max_points]
-    points = cand_h[keep]
-    speed = cand_q[keep]
+    return cand_h[keep], cand_q[keep], int(converged.sum())
 
+
+def _linearise(
+    f: VectorField,
+    points: torch.Tensor,
+    speed: torch.Tensor,
+    *,
+    n_initial: int,
+    n_converged: int,
+    fixed_tol: float,
+    stability_tol: float,
+) -> FixedPoints:
+    """Jacobians, sorted eigenvalues and stability at ``points`` (P, N) with q ``speed`` (P,)."""
     jac = jacobian(f, points)
     eig = _sorted_eigenvalues(jac)
     stable = (eig.real < -stability_tol).all(dim=-1)
@@ -406,8 +441,8 @@ def find_fixed_points(
         jacobians=jac,
         eigenvalues=eig,
         stable=stable,
-        n_initial=int(initial_states.shape[0]),
+        n_initial=n_initial,
         n_converged=n_converged,
-        fixed_tol=float(fixed_tol),
-        stability_tol=float(stability_tol),
+        fixed_tol=fixed_tol,
+        stability_tol=stability_tol,
     )
