@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,8 @@ import torch
 from gnode import attractors as att
 from gnode import io
 from gnode.config import Config
-from gnode.models import load_model
+from gnode.fixed_points import FixedPoints
+from gnode.models import RecurrentEnsemble, load_model
 from gnode.runtime import derive_seed, resolve_device, stable_id
 from gnode.studies.flipflop_data import arrays
 
@@ -212,50 +214,98 @@ def analyse_model(
     ev = evaluation.sort_values("member").reset_index(drop=True)
     best = _best_member(ev)
     out: dict[str, pd.DataFrame] = {}
+    out["memory"], out["memory_curve"] = _memory(model, key, ev, best, settings, label)
 
-    # memory test of every member (trained dtype)
+    # the best member, in float64, on test trials
+    run = _BestRun.on_test(model_path, best, test, a["trajectory_trials"], device)
+    keyed = {**key, "member": best}
+    fp, ex = att.find_attractor(run.model, run.h, att.AttractorSearch.from_settings(a),
+                                generator=torch.Generator().manual_seed(seed))
+    logger.info("%s%d initial states -> %d converged -> %d unique points (%d fixed, %d stable)", label,
+                fp.n_initial, fp.n_converged, len(fp), int(fp.is_fixed.sum()), int(ex["stable"].sum()))
+    z_pts = _gates_at(run.model, fp)
+    out["fixed_points"] = _fixed_point_table(run, fp, ex, z_pts, keyed)
+    out["trajectories"] = _trajectory_table(run, keyed)
+    out["speed_grid"] = _speed_grid_table(run, fp, keyed, a["grid_points"])
+    out["gates"] = _gates_table(run, fp, z_pts, keyed)
+    return out
+
+
+def _memory(
+    model: RecurrentEnsemble, key: dict, ev: pd.DataFrame, best: int, settings: dict, label: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Memory test of every member (trained dtype): the memory and memory_curve tables."""
+    a = settings["analysis"]
     mem = att.memory_test(
         model, settings["task"], n_bins=settings["n_bins"], pulse_width=settings["pulse_width"],
         n_probes=a["memory_probes"], horizons=a["memory_horizons"], settle_bins=a["memory_settle_bins"],
         samples=a["memory_samples"], seed=derive_seed(settings["seed"], a["seed"], 2),
     )
-    out["memory"], out["memory_curve"] = memory_tables(mem, key, ev, best, a["memory_probes"])
     logger.info("%smemory test, best member: relative error %.3g at settling, %.3g at the end; relative drift "
                 "%.3g over %.0f trial lengths", label, mem.error_settle[best] / mem.stored_norm,
                 mem.error_end[best] / mem.stored_norm, mem.drift[best] / mem.stored_norm, mem.duration)
+    return memory_tables(mem, key, ev, best, a["memory_probes"])
 
-    # the best member, in float64, on test trials
-    one = load_model(model_path, device=device, dtype=torch.float64)[0].select([best])
-    xte, yte = test
-    k = min(a["trajectory_trials"], len(xte))
-    x = torch.tensor(np.array(xte[:k]), device=device, dtype=torch.float64)
-    with torch.no_grad():
-        y, states = one(x)
-    h = states[0]  # (B, T, N)
-    f = att.velocity_field(one)
-    with torch.no_grad():
-        traj_speed = f(h.reshape(-1, h.shape[-1])).norm(dim=-1).reshape(h.shape[:2])
-    h_np = h.cpu().numpy()
-    basis = att.plot_basis(h_np)
-    search = att.AttractorSearch.from_settings(a)
-    gen = torch.Generator().manual_seed(seed)
-    fp, ex = att.find_attractor(one, h, search, generator=gen)
-    logger.info("%s%d initial states -> %d converged -> %d unique points (%d fixed, %d stable)", label,
-                fp.n_initial, fp.n_converged, len(fp), int(fp.is_fixed.sum()), int(ex["stable"].sum()))
-    pts = fp.points.cpu().numpy()
-    zf = att.gate_field(one)
-    gate_mean = np.full(len(fp), math.nan)
-    z_pts = None
-    if zf is not None and len(fp):
+
+@dataclass
+class _BestRun:
+    """The best member (a one-member float64 model) run on the first B test trials."""
+
+    model: RecurrentEnsemble
+    x: torch.Tensor  # (B, T, I) inputs on the device
+    inputs: np.ndarray  # (B, T, I) the same, as read
+    targets: np.ndarray  # (B, T, O)
+    y: torch.Tensor  # (1, B, T, O) readout
+    states: torch.Tensor  # (1, B, T, N) hidden states
+    basis: att.Basis  # plot coordinates, from these states
+
+    @classmethod
+    def on_test(cls, model_path, best: int, test: tuple[np.ndarray, np.ndarray], trials: int, device) -> _BestRun:
+        one = load_model(model_path, device=device, dtype=torch.float64)[0].select([best])
+        xte, yte = test
+        k = min(trials, len(xte))
+        x = torch.tensor(np.array(xte[:k]), device=device, dtype=torch.float64)
         with torch.no_grad():
-            z_pts = zf(fp.points).cpu().numpy()
-        gate_mean = z_pts.mean(-1)
+            y, states = one(x)
+        return cls(one, x, xte[:k], yte[:k], y, states, att.plot_basis(states[0].cpu().numpy()))
+
+    @property
+    def h(self) -> torch.Tensor:
+        """(B, T, N) hidden states."""
+        return self.states[0]
+
+    @property
+    def h_np(self) -> np.ndarray:
+        return self.h.cpu().numpy()
+
+    def trial_bin(self) -> tuple[np.ndarray, np.ndarray]:
+        """(B, T) trial and bin index of every state."""
+        b, t, _ = self.h.shape
+        return np.meshgrid(np.arange(b), np.arange(t), indexing="ij")
+
+    def input_on(self) -> np.ndarray:
+        """(B, T) bool: a pulse is present in the bin."""
+        return np.abs(self.inputs).sum(-1) > 0
+
+
+def _gates_at(model: RecurrentEnsemble, fp: FixedPoints) -> np.ndarray | None:
+    """(P, N) gates z at the points at zero input (None: ungated model, or no point)."""
+    zf = att.gate_field(model)
+    if zf is None or not len(fp):
+        return None
+    with torch.no_grad():
+        return zf(fp.points).cpu().numpy()
+
+
+def _fixed_point_table(run: _BestRun, fp: FixedPoints, ex: dict, z_pts: np.ndarray | None, keyed: dict) -> pd.DataFrame:
+    """One row per unique fixed/slow point of the best member (:data:`FIXED_POINTS_SCHEMA`)."""
+    pts = fp.points.cpu().numpy()
+    gate_mean = z_pts.mean(-1) if z_pts is not None else np.full(len(fp), math.nan)
     eig = fp.eigenvalues.cpu().to(torch.complex128).numpy()
-    c = basis.project(pts) if len(fp) else np.zeros((0, 3))
-    out["fixed_points"] = pd.DataFrame(
+    c = run.basis.project(pts) if len(fp) else np.zeros((0, 3))
+    return pd.DataFrame(
         {
-            **key,
-            "member": best,
+            **keyed,
             "point_id": np.arange(len(fp)),
             "speed": ex["speed"],
             "q": fp.speed.cpu().double().numpy(),
@@ -271,7 +321,7 @@ def analyse_model(
             "readout": _lists(ex["readout"]),
             "eig_real": _lists(eig.real),
             "eig_imag": _lists(eig.imag),
-            "basis": basis.kind,
+            "basis": run.basis.kind,
             "coord_0": c[:, 0],
             "coord_1": c[:, 1],
             "coord_2": c[:, 2],
@@ -279,76 +329,85 @@ def analyse_model(
         index=pd.RangeIndex(len(fp)),
     )
 
+
+def _trajectory_table(run: _BestRun, keyed: dict) -> pd.DataFrame:
+    """One row per (test trial, bin) of the best member (:data:`TRAJECTORY_SCHEMA`)."""
+    h_np = run.h_np
     b, t, n = h_np.shape
-    trial, bins = np.meshgrid(np.arange(b), np.arange(t), indexing="ij")
-    input_on = np.abs(xte[:k]).sum(-1) > 0  # (B, T)
-    ct = basis.project(h_np.reshape(-1, n))
-    out["trajectories"] = pd.DataFrame(
+    f = att.velocity_field(run.model)
+    with torch.no_grad():
+        speed = f(run.h.reshape(-1, n)).norm(dim=-1).reshape(b, t)
+    trial, bins = run.trial_bin()
+    ct = run.basis.project(h_np.reshape(-1, n))
+    return pd.DataFrame(
         {
-            **key,
-            "member": best,
+            **keyed,
             "trial": trial.ravel(),
             "bin": bins.ravel(),
             "t": ((bins.ravel() + 1) / t).astype(np.float32),
-            "input_on": input_on.ravel(),
-            "speed": traj_speed.cpu().numpy().ravel(),
+            "input_on": run.input_on().ravel(),
+            "speed": speed.cpu().numpy().ravel(),
             "h": _lists(h_np.reshape(-1, n)),
-            "readout": _lists(y[0].cpu().numpy().reshape(b * t, -1)),
-            "target": _lists(yte[:k].reshape(b * t, -1)),
-            "basis": basis.kind,
+            "readout": _lists(run.y[0].cpu().numpy().reshape(b * t, -1)),
+            "target": _lists(run.targets.reshape(b * t, -1)),
+            "basis": run.basis.kind,
             "coord_0": ct[:, 0],
             "coord_1": ct[:, 1],
             "coord_2": ct[:, 2],
-            **{f"explained_{i}": (basis.explained + [math.nan] * 3)[i] for i in range(3)},
+            **{f"explained_{i}": (run.basis.explained + [math.nan] * 3)[i] for i in range(3)},
         }
     )
 
-    grid = pd.DataFrame(columns=SPEED_GRID_SCHEMA.names)
-    if n == 2:
-        both = np.concatenate([h_np.reshape(-1, 2), pts.reshape(-1, 2)])
-        lo, hi = both.min(0), both.max(0)
-        pad = 0.15 * np.maximum(hi - lo, 1e-3)
-        g = att.speed_grid(one, ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])), a["grid_points"])
-        grid = pd.DataFrame({**key, "member": best, "h_0": g["h0"], "h_1": g["h1"], "u": g["u"], "v": g["v"],
-                             "speed": g["speed"]})
-    out["speed_grid"] = grid
 
-    gates = pd.DataFrame(columns=GATES_SCHEMA.names)
-    z_traj = att.trajectory_gates(one, x, states)
-    if z_traj is not None:
-        unit = att.gate_time_unit(one)
-        zt = z_traj[0].cpu().numpy().reshape(b * t, n)
-        rows = {
-            "source": ["trajectory"] * (b * t),
-            "trial": trial.ravel(),
-            "bin": bins.ravel(),
-            "point_id": -1,
-            "input_on": input_on.ravel(),
-            "z": _lists(zt),
-            "z_mean": zt.mean(-1),
-            "tau_eff_median": np.median(unit / zt, axis=-1),
-        }
-        parts = [pd.DataFrame({**key, "member": best, **rows})]
-        if z_pts is not None:
-            parts.append(
-                pd.DataFrame(
-                    {
-                        **key,
-                        "member": best,
-                        "source": "fixed_point",
-                        "trial": -1,
-                        "bin": -1,
-                        "point_id": np.arange(len(fp)),
-                        "input_on": False,
-                        "z": _lists(z_pts),
-                        "z_mean": z_pts.mean(-1),
-                        "tau_eff_median": np.median(unit / z_pts, axis=-1),
-                    }
-                )
+def _speed_grid_table(run: _BestRun, fp: FixedPoints, keyed: dict, grid_points: int) -> pd.DataFrame:
+    """Flow speed on a grid over the states and points, padded by 15% (N = 2 only; else empty)."""
+    h_np = run.h_np
+    if h_np.shape[-1] != 2:
+        return pd.DataFrame(columns=SPEED_GRID_SCHEMA.names)
+    both = np.concatenate([h_np.reshape(-1, 2), fp.points.cpu().numpy().reshape(-1, 2)])
+    lo, hi = both.min(0), both.max(0)
+    pad = 0.15 * np.maximum(hi - lo, 1e-3)
+    g = att.speed_grid(run.model, ((lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])), grid_points)
+    return pd.DataFrame({**keyed, "h_0": g["h0"], "h_1": g["h1"], "u": g["u"], "v": g["v"], "speed": g["speed"]})
+
+
+def _gates_table(run: _BestRun, fp: FixedPoints, z_pts: np.ndarray | None, keyed: dict) -> pd.DataFrame:
+    """Gates along the trajectories, then at the points (:data:`GATES_SCHEMA`; ungated: empty)."""
+    z_traj = att.trajectory_gates(run.model, run.x, run.states)
+    if z_traj is None:
+        return pd.DataFrame(columns=GATES_SCHEMA.names)
+    unit = att.gate_time_unit(run.model)
+    b, t, n = run.h.shape
+    trial, bins = run.trial_bin()
+    zt = z_traj[0].cpu().numpy().reshape(b * t, n)
+    rows = {
+        "source": ["trajectory"] * (b * t),
+        "trial": trial.ravel(),
+        "bin": bins.ravel(),
+        "point_id": -1,
+        "input_on": run.input_on().ravel(),
+        "z": _lists(zt),
+        "z_mean": zt.mean(-1),
+        "tau_eff_median": np.median(unit / zt, axis=-1),
+    }
+    parts = [pd.DataFrame({**keyed, **rows})]
+    if z_pts is not None:
+        parts.append(
+            pd.DataFrame(
+                {
+                    **keyed,
+                    "source": "fixed_point",
+                    "trial": -1,
+                    "bin": -1,
+                    "point_id": np.arange(len(fp)),
+                    "input_on": False,
+                    "z": _lists(z_pts),
+                    "z_mean": z_pts.mean(-1),
+                    "tau_eff_median": np.median(unit / z_pts, axis=-1),
+                }
             )
-        gates = pd.concat(parts, ignore_index=True)
-    out["gates"] = gates
-    return out
+        )
+    return pd.concat(parts, ignore_index=True)
 
 
 def analyse_job(
