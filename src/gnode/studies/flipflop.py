@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from gnode.config import Config, Experiment
 from gnode.models import ModelSpec, RecurrentEnsemble, input_means, load_model, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
 from gnode.studies.flipflop_data import DATA_SCHEMA, arrays  # noqa: F401 (DATA_SCHEMA: re-exported)
-from gnode.training import FitSettings, evaluate_loss, fit
+from gnode.training import FitResult, FitSettings, evaluate_loss, fit
 
 logger = logging.getLogger(__name__)
 
@@ -200,41 +201,79 @@ def train_job(
     fingerprint = io.config_hash({"job": settings, "n": n})
     logger.info("%s%d members on %s (%s), %d epochs", label, len(grid), device, settings["dtype"], exp.epochs)
 
-    states, results, hist_rows = [], {}, []
+    groups = []
     for bs, grp in grid.groupby("batch_size", sort=False):
         init_seeds = [derive_seed(base_seed, s, stable_id(f"{experiment}/{model}/{n}")) for s in grp["seed"]]
         ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype, mean_input=mean_input,
                                 mean_first_input=mean_first_input)
-        fit_settings = FitSettings(
-            epochs=exp.epochs,
-            batch_size=int(bs),
-            lr=grp["lr"].tolist(),
-            weight_decay=grp["weight_decay"].tolist(),
-            seeds=[derive_seed(base_seed, s, 1) for s in grp["seed"]],
-            checkpoint_every=exp.checkpoint_every,
-            select_every=exp.select_every,
-            shuffle=exp.shuffle,
-        )
         ckpt = Path(checkpoint_dir) / f"batch{int(bs)}.pt" if checkpoint_dir else None
-        res = fit(ens, train, test, fit_settings, checkpoint=ckpt, fingerprint=fingerprint, label=label)
+        res = fit(ens, train, test, _fit_settings(exp, int(bs), grp, base_seed), checkpoint=ckpt,
+                  fingerprint=fingerprint, label=label)
         ens.load_state_dict(res.best_state)
-        states.append(ens)
-        members = grp["member"].tolist()
-        for i, m in enumerate(members):
-            results[m] = {
-                "seed_init": init_seeds[i],
+        groups.append(_Group(grp["member"].tolist(), init_seeds, ens, res))
+    _save_job(groups, grid, settings, exp, n, out_model, out_history, device)
+
+
+def _fit_settings(exp: Experiment, batch_size: int, grp: pd.DataFrame, base_seed: int) -> FitSettings:
+    """The fit settings of one batch-size group of :func:`member_grid` (one row per member)."""
+    return FitSettings(
+        epochs=exp.epochs,
+        batch_size=batch_size,
+        lr=grp["lr"].tolist(),
+        weight_decay=grp["weight_decay"].tolist(),
+        seeds=[derive_seed(base_seed, s, 1) for s in grp["seed"]],
+        checkpoint_every=exp.checkpoint_every,
+        select_every=exp.select_every,
+        shuffle=exp.shuffle,
+    )
+
+
+@dataclass
+class _Group:
+    """One trained batch-size group: its members (grid numbers), init seeds, the ensemble at
+    its best parameters and the fit result."""
+
+    members: list[int]
+    init_seeds: list[int]
+    ensemble: RecurrentEnsemble
+    result: FitResult
+
+    def member_results(self) -> dict[int, dict]:
+        """Per grid member: what the saved model's ``extra["results"]`` records."""
+        res = self.result
+        return {
+            m: {
+                "seed_init": self.init_seeds[i],
                 "status": res.status[i],
                 "diverged_epoch": res.diverged_epoch[i],
                 "best_epoch": res.best_epoch[i],
                 "best_iteration": res.best_iteration[i],
                 "train_time_s": res.elapsed_s,
             }
-        for row in res.history:
-            hist_rows.append({**row, "member": members[row["member"]]})
+            for i, m in enumerate(self.members)
+        }
 
-    merged = concat_ensembles(states)
-    order = np.argsort(np.concatenate([g["member"].to_numpy() for _, g in grid.groupby("batch_size", sort=False)]))
+    def history_rows(self) -> list[dict]:
+        """The fit's history rows, members renumbered to the grid's."""
+        return [{**row, "member": self.members[row["member"]]} for row in self.result.history]
+
+
+def _save_job(
+    groups: list[_Group],
+    grid: pd.DataFrame,
+    settings: dict,
+    exp: Experiment,
+    n: int,
+    out_model: str | Path,
+    out_history: str | Path,
+    device: torch.device,
+) -> None:
+    """Save the groups as one model, members in grid order, and the history table."""
+    experiment, model = settings["experiment"], settings["model"]
+    merged = concat_ensembles([g.ensemble for g in groups])
+    order = np.argsort(np.concatenate([np.asarray(g.members) for g in groups]))
     merged = merged.select(order.tolist())
+    results = {m: r for g in groups for m, r in g.member_results().items()}
     extra = {
         "experiment": experiment,
         "task": exp.task,
@@ -244,7 +283,7 @@ def train_job(
         "results": [results[m] for m in range(len(grid))],
     }
     save_model(merged, out_model, extra=extra)
-    hist = pd.DataFrame(hist_rows)
+    hist = pd.DataFrame([row for g in groups for row in g.history_rows()])
     hist.insert(0, "experiment", experiment)
     hist.insert(1, "model", model)
     hist.insert(2, "n", n)
