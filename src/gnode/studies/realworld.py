@@ -42,7 +42,7 @@ import torch
 
 from gnode import io, models
 from gnode.config import Config, RealWorldTask
-from gnode.models import CONTINUOUS_KINDS, ModelSpec, RecurrentEnsemble, save_model
+from gnode.models import MODELS, ModelSpec, RecurrentEnsemble, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
 from gnode.training import FitSettings, SequenceData, fit
 
@@ -291,7 +291,7 @@ def read_data(path: str | Path) -> tuple[dict[str, Split], dict]:
 # --------------------------------------------------------------------------- models
 def input_channels(kind: str, n_features: int) -> int:
     """Inputs of a model: the features, plus the elapsed time for discrete-time models."""
-    return n_features if kind in CONTINUOUS_KINDS else n_features + 1
+    return n_features if MODELS[kind].continuous else n_features + 1
 
 
 def model_spec(task: RealWorldTask, kind: str, n_features: int, n_output: int, n_hidden: int) -> ModelSpec:
@@ -300,7 +300,7 @@ def model_spec(task: RealWorldTask, kind: str, n_features: int, n_output: int, n
     The time unit is the data's own (``spec.dt = 1``): a bin of elapsed time ``dt`` gets
     ``substeps`` Euler steps of ``alpha = dt / (substeps tau)``.
     """
-    continuous = kind in CONTINUOUS_KINDS
+    continuous = MODELS[kind].continuous
     f, g = task.flow, task.integration
     return ModelSpec(
         kind=kind,
@@ -383,15 +383,14 @@ def job_settings(cfg: Config, task: str, model: str) -> dict:
 def to_sequence_data(split: Split, kind: str, device, dtype, weights=None) -> SequenceData:
     """Tensors for :func:`gnode.training.fit`: continuous models get ``dt`` to integrate over,
     discrete ones get it as a last input channel. ``weights`` (O,): output weights of the loss."""
-    x = split.x
-    if kind not in CONTINUOUS_KINDS:
-        x = np.concatenate([x, split.dt[..., None]], axis=-1)
+    continuous = MODELS[kind].continuous
+    x = split.x if continuous else np.concatenate([split.x, split.dt[..., None]], axis=-1)
     to = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device, dtype=dtype)  # noqa: E731
     y = torch.as_tensor(split.y, device=device) if split.y.ndim == 1 else to(split.y)
     return SequenceData(
         x=to(x),
         y=y,
-        dt=to(split.dt) if kind in CONTINUOUS_KINDS else None,
+        dt=to(split.dt) if continuous else None,
         lengths=torch.as_tensor(split.lengths, device=device),
         weights=None if weights is None else to(weights),
     )
@@ -481,7 +480,7 @@ def train_job(
             "best_epoch": res.best_epoch,
             "stopped_epoch": res.stopped_epoch,
             "n_hidden": spec.n_hidden,
-            "width": spec.width if model in CONTINUOUS_KINDS else 0,
+            "width": spec.width if spec.continuous else 0,
             "n_params": ens.member_parameter_count(),
             "budget": settings["budget"],
             "n_train": len(data["train"]),
