@@ -37,7 +37,15 @@ import torch
 from torch import Tensor, nn
 
 # the kinds' registry; its names stay importable from here (MODEL_KINDS, CONTINUOUS_KINDS, ...)
-from gnode.model_kinds import ACTIVATIONS, CONTINUOUS_KINDS, GATED_KINDS, MODEL_KINDS, MODELS, ModelKind  # noqa: F401
+from gnode.model_kinds import (  # noqa: F401
+    ACTIVATIONS,
+    CONTINUOUS_KINDS,
+    GATED_KINDS,
+    MODEL_KINDS,
+    MODELS,
+    ModelKind,
+)
+
 # xavier: the authors' default (Glorot-uniform weights); critical: the authors' critical
 # initialisation (init_type = "our_normal"), one rescaling; critical_iterated: ours, iterated
 INITS = ("xavier", "critical", "critical_iterated")

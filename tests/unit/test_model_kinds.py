@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from gnode.config import Config
-from gnode.model_kinds import CONTINUOUS_KINDS, GATED_KINDS, MODEL_KINDS, MODELS, model_kind
-from gnode.models import ModelSpec, RecurrentEnsemble, flow_layers, parameter_count, recurrent_matrices
+from gnode.model_kinds import (
+    CONTINUOUS_KINDS,
+    GATED_KINDS,
+    MODEL_KINDS,
+    MODELS,
+    model_kind,
+)
+from gnode.models import (
+    ModelSpec,
+    RecurrentEnsemble,
+    flow_layers,
+    parameter_count,
+    recurrent_matrices,
+)
 
 F64 = torch.float64
 
@@ -70,7 +84,7 @@ def test_step_is_the_update_or_the_vector_field(kind):
             m.vector_field(h, xp)
         h1 = m.discrete_step(h, xp)
         assert h1.shape == h.shape and bool((h1 - h).abs().max() > 0)
-        y, states = m(torch.zeros(5, 1, 2, dtype=F64), h0=h)
+        _, states = m(torch.zeros(5, 1, 2, dtype=F64), h0=h)
         # the forward pass of one bin is one step (zero input: the projections are the biases)
         xp0 = {n: p[:, :, 0] for n, p in m.project_inputs(torch.zeros(2, 5, 1, 2, dtype=F64)).items()}
         torch.testing.assert_close(states[:, :, 0], m.discrete_step(h, xp0), rtol=0, atol=0)
@@ -85,4 +99,4 @@ def test_recurrent_path_and_layers(kind, depth, layers):
     shapes = MODELS[kind].shapes(spec)
     # the path h -> F(h) chains: each matrix's fan-in is the previous one's fan-out, from N back to N
     assert shapes[names[0]][0] == 3 and shapes[names[-1]][1] == 3
-    assert all(shapes[a][1] == shapes[b][0] for a, b in zip(names, names[1:]))
+    assert all(shapes[a][1] == shapes[b][0] for a, b in itertools.pairwise(names))
