@@ -41,6 +41,7 @@ class ModelKind:
 
     Attributes:
         name: the ``ModelSpec.kind`` string.
+        label: its name in figures and tables (RNN, GRU, mGRU, nODE, gnODE).
         continuous: a vector field integrated over each bin's elapsed time (node, gnode), or a
             one-bin map that gets the elapsed time as an input channel (rnn, gru, mgru).
         gated: has an update gate z (``W_z``, ``U_z``, ``b_z``).
@@ -58,6 +59,7 @@ class ModelKind:
     """
 
     name: str
+    label: str
     continuous: bool
     gated: bool
     shapes: Callable[..., Shapes]
@@ -144,23 +146,23 @@ def _flow_recurrent(spec) -> list[str]:
 
 MODELS: dict[str, ModelKind] = {
     "rnn": ModelKind(
-        "rnn", continuous=False, gated=False, shapes=_layer, step=_rnn_step, candidate=_tanh_candidate,
+        "rnn", "RNN", continuous=False, gated=False, shapes=_layer, step=_rnn_step, candidate=_tanh_candidate,
         recurrent=lambda spec: ["W"],
     ),
     "gru": ModelKind(
-        "gru", continuous=False, gated=True, shapes=_gru_shapes, step=_gru_step, candidate=_gru_candidate,
+        "gru", "GRU", continuous=False, gated=True, shapes=_gru_shapes, step=_gru_step, candidate=_gru_candidate,
         recurrent=lambda spec: ["W_h"],
     ),
     "mgru": ModelKind(
-        "mgru", continuous=False, gated=True, shapes=lambda spec: _layer(spec) | _gate_shapes(spec),
+        "mgru", "mGRU", continuous=False, gated=True, shapes=lambda spec: _layer(spec) | _gate_shapes(spec),
         step=_mgru_step, candidate=_tanh_candidate, recurrent=lambda spec: ["W"],
     ),
     "node": ModelKind(
-        "node", continuous=True, gated=False, shapes=_flow_shapes, step=_node_field, candidate=_flow_candidate,
+        "node", "nODE", continuous=True, gated=False, shapes=_flow_shapes, step=_node_field, candidate=_flow_candidate,
         recurrent=_flow_recurrent,
     ),
     "gnode": ModelKind(
-        "gnode", continuous=True, gated=True, shapes=lambda spec: _flow_shapes(spec) | _gate_shapes(spec),
+        "gnode", "gnODE", continuous=True, gated=True, shapes=lambda spec: _flow_shapes(spec) | _gate_shapes(spec),
         step=_gnode_field, candidate=_flow_candidate, recurrent=_flow_recurrent,
     ),
 }

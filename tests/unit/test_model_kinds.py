@@ -31,6 +31,7 @@ def test_registry_names_flags_and_public_tuples():
     assert CONTINUOUS_KINDS == ("node", "gnode")
     assert GATED_KINDS == ("gru", "mgru", "gnode")
     assert all(MODELS[k].name == k for k in MODELS)
+    assert [m.label for m in MODELS.values()] == ["RNN", "GRU", "mGRU", "nODE", "gnODE"]
     spec = ModelSpec(kind="mgru", n_input=1, n_hidden=2, n_output=1)
     assert spec.model is MODELS["mgru"] and spec.gated and not spec.continuous
     # the config's model names are the registry's
