@@ -33,10 +33,8 @@ import torch
 from torch import Tensor
 
 from gnode.fixed_points import FixedPoints, find_fixed_points, sample_initial_states
-from gnode.models import CONTINUOUS_KINDS, RecurrentEnsemble
+from gnode.models import RecurrentEnsemble
 from gnode.tasks import flipflop
-
-GATED_KINDS = ("gru", "mgru", "gnode")
 
 VectorField = Callable[[Tensor], Tensor]
 
@@ -61,7 +59,7 @@ def velocity_field(model: RecurrentEnsemble) -> VectorField:
     """
     _one_member(model)
     xp0 = zero_input_projection(model)
-    continuous = model.spec.kind in CONTINUOUS_KINDS
+    continuous = model.spec.continuous
     dt = model.spec.dt
 
     def f(h: Tensor) -> Tensor:
@@ -77,7 +75,7 @@ def velocity_field(model: RecurrentEnsemble) -> VectorField:
 def gate_field(model: RecurrentEnsemble) -> VectorField | None:
     """The gate z at zero input of a one-member gated model, (B, N) -> (B, N); None if ungated."""
     _one_member(model)
-    if model.spec.kind not in GATED_KINDS:
+    if not model.spec.gated:
         return None
     xp0 = zero_input_projection(model)
 
@@ -88,8 +86,11 @@ def gate_field(model: RecurrentEnsemble) -> VectorField | None:
 
 
 def gate_time_unit(model: RecurrentEnsemble) -> float:
-    """tau for gnODE (time constant tau / z), one bin dt for GRU and mGRU (dt / z)."""
-    return model.spec.tau if model.spec.kind == "gnode" else model.spec.dt
+    """The unit of a gated model's time constants: tau for a continuous model (gnODE: tau / z),
+    one bin dt for a discrete one (GRU, mGRU: dt / z). ValueError for an ungated model."""
+    if not model.spec.gated:
+        raise ValueError(f"{model.spec.kind} has no gate")
+    return model.spec.tau if model.spec.continuous else model.spec.dt
 
 
 def readout(model: RecurrentEnsemble, h: Tensor) -> Tensor:
@@ -106,7 +107,7 @@ def map_eigenvalues(model: RecurrentEnsemble, eigenvalues: Tensor) -> Tensor:
     linearised map of other solvers differs at large ``dt * lam``).
     """
     spec = model.spec
-    s = spec.substeps if spec.kind in CONTINUOUS_KINDS else 1
+    s = spec.substeps if spec.continuous else 1
     return (1 + (spec.dt / s) * eigenvalues) ** s
 
 
@@ -203,7 +204,7 @@ def find_attractor(
     max_abs_mu = mu.abs().amax(-1) if mu.shape[-1] else torch.zeros(len(fp))
     stable_map = max_abs_mu < 1 - search.stability_tol
     stable_flow = fp.stable
-    continuous = model.spec.kind in CONTINUOUS_KINDS
+    continuous = model.spec.continuous
     extras = {
         "speed": torch.sqrt(2 * fp.speed).cpu().numpy(),
         "readout": y.cpu().double().numpy(),
@@ -241,7 +242,7 @@ def trajectory_gates(model: RecurrentEnsemble, x: Tensor, states: Tensor, h0: Te
     Bin t's update uses the state before it (h0 for the first bin) and the bin's input, as in
     the forward pass. ``x`` (B, T, I) or (E, B, T, I); ``states`` (E, B, T, N) from the forward.
     """
-    if model.spec.kind not in GATED_KINDS:
+    if not model.spec.gated:
         return None
     x = model._expand_input(x)
     e, b, t, _ = x.shape

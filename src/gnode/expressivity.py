@@ -292,7 +292,7 @@ def _rollout_autograd(model: RecurrentEnsemble, mask: Tensor | None, t_steps: in
     [-clamp, clamp] after every step.
     """
     xp = {"U_1": model.b_1}
-    gated = model.spec.kind == "gnode"
+    gated = model.spec.gated
     if gated:
         xp["U_z"] = model.b_z
     alpha = model.spec.alpha if mask is None else model.spec.alpha * mask
@@ -428,7 +428,7 @@ def _flow_params(model: RecurrentEnsemble) -> list[Tensor]:
         ps += [getattr(model, f"W_{k}"), getattr(model, f"b_{k}")]
     if spec.depth >= 1:
         ps += [model.W_out, model.b_out]
-    if spec.kind == "gnode":
+    if spec.gated:
         ps += [model.W_z, model.b_z]
     return ps
 
@@ -441,7 +441,7 @@ def _rollout(model: RecurrentEnsemble, mask: Tensor | None, t_steps: int, clamp:
     alpha = torch.full_like(ref, spec.alpha) if mask is None else spec.alpha * mask
     h0 = ref if mask is None else ref * mask
     n_layers = 1 if spec.depth == 0 else spec.depth + 1
-    cfg = (int(t_steps), spec.activation, spec.kind == "gnode", float(clamp), n_layers)
+    cfg = (int(t_steps), spec.activation, spec.gated, float(clamp), n_layers)
     return _EulerRollout.apply(cfg, h0, alpha, *_flow_params(model))
 
 
@@ -494,7 +494,7 @@ def _oscillator_init(model: RecurrentEnsemble, e: int, kind: str, rotation: Tens
     spec = model.spec
     n = rotation.shape[0]
     rot = rotation.to(model.W_1)
-    if spec.kind == "gnode":
+    if spec.gated:
         model.W_z[e].zero_()
     if kind == "rotation":
         model.W_1[e].copy_(rot)

@@ -5,7 +5,8 @@ parameters are stacked along a leading dimension, so that many seeds or grid poi
 together in one process with batched matrix products. Member ``e`` is initialised from its
 own seed, so it equals a single model built with that seed.
 
-Kinds (``ModelSpec.kind``):
+Kinds (``ModelSpec.kind``; the registry :data:`gnode.model_kinds.MODELS` says what each kind's
+parameters are, how it steps, and whether it is continuous and gated):
 
 - ``rnn``   vanilla RNN       h <- tanh(W h + U x + b)
 - ``gru``   GRU (Cho et al.)  z, r gates; h <- (1-z) h + z tanh(W (r*h) + U x + b)
@@ -35,9 +36,16 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-MODEL_KINDS = ("rnn", "gru", "mgru", "node", "gnode")
-CONTINUOUS_KINDS = ("node", "gnode")
-ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "linear": lambda v: v}
+# the kinds' registry; its names stay importable from here (MODEL_KINDS, CONTINUOUS_KINDS, ...)
+from gnode.model_kinds import (  # noqa: F401
+    ACTIVATIONS,
+    CONTINUOUS_KINDS,
+    GATED_KINDS,
+    MODEL_KINDS,
+    MODELS,
+    ModelKind,
+)
+
 # xavier: the authors' default (Glorot-uniform weights); critical: the authors' critical
 # initialisation (init_type = "our_normal"), one rescaling; critical_iterated: ours, iterated
 INITS = ("xavier", "critical", "critical_iterated")
@@ -79,8 +87,10 @@ class ModelSpec:
         _check_choice("activation", self.activation, tuple(ACTIVATIONS))
         _check_choice("init", self.init, INITS)
         _check_choice("solver", self.solver, SOLVERS)
-        if self.kind not in CONTINUOUS_KINDS and self.solver != "native":
-            raise ValueError(f"solver={self.solver!r} needs a continuous model (node, gnode), got kind={self.kind!r}")
+        if not self.continuous and self.solver != "native":
+            raise ValueError(
+                f"solver={self.solver!r} needs a continuous model {CONTINUOUS_KINDS}, got kind={self.kind!r}"
+            )
         for key in ("n_hidden", "n_output", "substeps"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -88,6 +98,21 @@ class ModelSpec:
             raise ValueError("n_input and depth must be >= 0 and width >= 1 when depth >= 1")
         if self.tau <= 0 or self.dt <= 0:
             raise ValueError("tau and dt must be > 0")
+
+    @property
+    def model(self) -> ModelKind:
+        """The registry entry of :attr:`kind`."""
+        return MODELS[self.kind]
+
+    @property
+    def continuous(self) -> bool:
+        """A vector field integrated over each bin's elapsed time (node, gnode)."""
+        return MODELS[self.kind].continuous
+
+    @property
+    def gated(self) -> bool:
+        """Has an update gate z (gru, mgru, gnode)."""
+        return MODELS[self.kind].gated
 
     @property
     def alpha(self) -> float:
@@ -103,26 +128,10 @@ def _check_choice(key: str, value, allowed: Sequence[str]) -> None:
 
 
 def _param_shapes(spec: ModelSpec) -> dict[str, tuple[int, int]]:
-    """Per-member (fan_in, fan_out) of every weight; biases are named b_*, weights W_*/U_*."""
-    n, i, m, o = spec.n_hidden, spec.n_input, spec.width, spec.n_output
-    shapes: dict[str, tuple[int, int]] = {}
-    if spec.kind in ("rnn", "mgru"):
-        shapes |= {"W": (n, n), "U": (i, n), "b": (1, n)}
-    if spec.kind == "mgru":
-        shapes |= {"W_z": (n, n), "U_z": (i, n), "b_z": (1, n)}
-    if spec.kind == "gru":
-        for g in ("z", "r", "h"):
-            shapes |= {f"W_{g}": (n, n), f"U_{g}": (i, n), f"b_{g}": (1, n)}
-    if spec.kind in CONTINUOUS_KINDS:
-        first = n if spec.depth == 0 else m
-        shapes |= {"W_1": (n, first), "U_1": (i, first), "b_1": (1, first)}
-        for k in range(2, spec.depth + 1):
-            shapes |= {f"W_{k}": (m, m), f"b_{k}": (1, m)}
-        if spec.depth >= 1:
-            shapes |= {"W_out": (m, n), "b_out": (1, n)}
-    if spec.kind == "gnode":
-        shapes |= {"W_z": (n, n), "U_z": (i, n), "b_z": (1, n)}
-    shapes |= {"W_o": (n, o), "b_o": (1, o)}
+    """Per-member (fan_in, fan_out) of every weight, in draw order: the kind's dynamics and gate
+    (:attr:`ModelKind.shapes`), the readout, h0's map; biases are named b_*, weights W_*/U_*."""
+    n, i, o = spec.n_hidden, spec.n_input, spec.n_output
+    shapes = spec.model.shapes(spec) | {"W_o": (n, o), "b_o": (1, o)}
     if spec.initial_state == "learned_affine":  # h0 = x_1 A_h0 + b_h0
         shapes |= {"A_h0": (i, n), "b_h0": (1, n)}
     return shapes
@@ -270,30 +279,20 @@ class RecurrentEnsemble(nn.Module):
 
     def vector_field(self, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
         """dh/dt of a continuous model (per unit time): (E, B, N)."""
-        if self.spec.kind not in CONTINUOUS_KINDS:
+        if not self.spec.continuous:
             raise ValueError(f"{self.spec.kind} is a discrete-time model and has no vector field")
-        d = (self.flow(h, xp) - h) / self.spec.tau
-        return self.gate(h, xp) * d if self.spec.kind == "gnode" else d
+        return self.spec.model.step(self, h, xp)
 
     def discrete_step(self, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
         """One update of a discrete-time model (rnn, gru, mgru): (E, B, N) -> (E, B, N)."""
-        kind = self.spec.kind
-        if kind == "rnn":
-            return torch.tanh(torch.baddbmm(xp["U"], h, self.W))
-        if kind == "mgru":
-            z = self.gate(h, xp)
-            return torch.lerp(h, torch.tanh(torch.baddbmm(xp["U"], h, self.W)), z)
-        if kind == "gru":
-            z = torch.sigmoid(torch.baddbmm(xp["U_z"], h, self.W_z))
-            r = torch.sigmoid(torch.baddbmm(xp["U_r"], h, self.W_r))
-            cand = torch.tanh(torch.baddbmm(xp["U_h"], r * h, self.W_h))
-            return torch.lerp(h, cand, z)
-        raise ValueError(f"{kind} is a continuous model: use vector_field")
+        if self.spec.continuous:
+            raise ValueError(f"{self.spec.kind} is a continuous model: use vector_field")
+        return self.spec.model.step(self, h, xp)
 
     def euler_step(self, h: Tensor, xp: dict[str, Tensor], alpha) -> Tensor:
         """One Euler sub-step of a continuous model; ``alpha`` = step / tau, float or (E|1, B, 1)."""
         f = self.flow(h, xp)
-        if self.spec.kind == "gnode":
+        if self.spec.gated:
             return torch.lerp(h, f, alpha * self.gate(h, xp))
         return torch.lerp(h, f, alpha) if isinstance(alpha, float) else h + alpha * (f - h)
 
@@ -324,7 +323,7 @@ class RecurrentEnsemble(nn.Module):
         input terms of both are computed for all bins before the loop.
         """
         spec = self.spec
-        gated = spec.kind == "gnode"
+        gated = spec.gated
         act = ACTIVATIONS[spec.activation]
         xp_all = self.project_inputs(x)
         first = xp_all["U_1"].shape[-1]
@@ -366,7 +365,7 @@ class RecurrentEnsemble(nn.Module):
         x = self._expand_input(x)
         e, b, t, _ = x.shape
         h = self.initial_state(x) if h0 is None else h0
-        if self.spec.kind in CONTINUOUS_KINDS and self.spec.solver != "native":
+        if self.spec.continuous and self.spec.solver != "native":
             states = self._integrate_torchdiffeq(x, h, dt)
         else:
             states = self._scan(x, h, dt)
@@ -395,21 +394,15 @@ class RecurrentEnsemble(nn.Module):
         return (d / self.spec.dt).unsqueeze(-1)
 
     def _scan(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
-        if self.spec.kind in CONTINUOUS_KINDS:
+        if self.spec.continuous:
             return self._fused_euler(x, h, dt)
         # unbind, not indexing: the backward of x[:, :, k] allocates and fills a whole
         # (E, B, T, .) zero tensor per bin (O(T^2) work); unbind's backward is one stack
         xp_bins = {n: p.unbind(2) for n, p in self.project_inputs(x).items()}
-        continuous = self.spec.kind in CONTINUOUS_KINDS
+        step = self.spec.model.step
         states = []
         for k in range(x.shape[2]):
-            xp = {n: p[k] for n, p in xp_bins.items()}
-            if continuous:
-                alpha = self.spec.alpha * self._bin_scale(dt, k)
-                for _ in range(self.spec.substeps):
-                    h = self.euler_step(h, xp, alpha)
-            else:
-                h = self.discrete_step(h, xp)
+            h = step(self, h, {n: p[k] for n, p in xp_bins.items()})
             states.append(h)
         return torch.stack(states, dim=2)
 
@@ -542,18 +535,15 @@ def mean_initial_state(spec: ModelSpec, params: dict[str, Tensor], mean_first_in
 
 
 def flow_layers(spec: ModelSpec) -> int:
-    """L of the critical rule: the number of layers of F (depth + 1 linear maps; 1 for depth 0
-    and for the discrete models, whose candidate is one tanh layer)."""
-    return spec.depth + 1 if spec.kind in CONTINUOUS_KINDS and spec.depth >= 1 else 1
+    """L of the critical rule: the number of layers of F, one per weight on the path h -> F(h)
+    (depth + 1 linear maps; 1 for depth 0 and for the discrete models, whose candidate is one
+    tanh layer)."""
+    return len(recurrent_matrices(spec))
 
 
 def recurrent_matrices(spec: ModelSpec) -> list[str]:
     """The weights along the path h -> F(h): the ones ``critical_iterated`` rescales."""
-    if spec.kind in ("rnn", "mgru"):
-        return ["W"]
-    if spec.kind == "gru":
-        return ["W_h"]
-    return ["W_1"] + [f"W_{k}" for k in range(2, spec.depth + 1)] + (["W_out"] if spec.depth >= 1 else [])
+    return spec.model.recurrent(spec)
 
 
 def flow_jacobian(spec: ModelSpec, params: dict[str, Tensor], h: Tensor, x: Tensor | None = None) -> Tensor:
@@ -563,25 +553,13 @@ def flow_jacobian(spec: ModelSpec, params: dict[str, Tensor], h: Tensor, x: Tens
     state of the discrete models (tanh layer; for the GRU with its reset gate at ``h``), so
     that -h + F is the authors' F_theta = (h' - h) / (alpha z) for every kind.
     """
-    act = ACTIVATIONS[spec.activation]
     xin = torch.zeros(1, spec.n_input, dtype=h.dtype) if x is None else x.reshape(1, -1).to(h.dtype)
 
     def pre(v: Tensor, w: str, u: str, b: str) -> Tensor:
         return v @ params[w] + xin @ params[u] + params[b]
 
     def flow(v: Tensor) -> Tensor:
-        v = v.unsqueeze(0)
-        if spec.kind in ("rnn", "mgru"):
-            return torch.tanh(pre(v, "W", "U", "b"))[0]
-        if spec.kind == "gru":
-            r = torch.sigmoid(pre(v, "W_r", "U_r", "b_r"))
-            return torch.tanh(pre(r * v, "W_h", "U_h", "b_h"))[0]
-        a = act(pre(v, "W_1", "U_1", "b_1"))
-        for k in range(2, spec.depth + 1):
-            a = act(a @ params[f"W_{k}"] + params[f"b_{k}"])
-        if spec.depth >= 1:
-            a = a @ params["W_out"] + params["b_out"]
-        return a[0]
+        return spec.model.candidate(spec, params, v.unsqueeze(0), pre)
 
     return torch.autograd.functional.jacobian(flow, h)
 

@@ -234,7 +234,7 @@ def scan_params(model) -> list[Tensor]:
     then W_k, b_k of the hidden layers and W_out, b_out (depth >= 1)."""
     spec = model.spec
     ps = [model.W_1, model.U_1, model.b_1]
-    if spec.kind == "gnode":
+    if spec.gated:
         ps += [model.W_z, model.U_z, model.b_z]
     for k in range(2, spec.depth + 1):
         ps += [getattr(model, f"W_{k}"), getattr(model, f"b_{k}")]
@@ -258,7 +258,7 @@ def euler_scan(model, x: Tensor, h0: Tensor, alpha) -> Tensor:
     spec = model.spec
     if torch.is_tensor(alpha):
         alpha = alpha.detach().to(h0).permute(2, 0, 1).unsqueeze(2)  # (T, A, 1, B)
-    cfg = (spec.activation, spec.depth, spec.kind == "gnode", int(spec.substeps))
+    cfg = (spec.activation, spec.depth, spec.gated, int(spec.substeps))
     params = scan_params(model)
     h0_t = h0.transpose(1, 2)
     xs = x.permute(2, 0, 3, 1)  # (T, E, I, B)

@@ -341,3 +341,30 @@ def test_registry_entries():
     assert DATASETS["speech_commands"].known_hash.startswith("sha256:")
     with pytest.raises(ValueError, match="unknown dataset"):
         resolve_dataset("mnist", local_dirs=[], url=None, known_hash=None, cache_dir=".")
+
+
+
+def test_registry_facts_agree_with_the_loaders_and_the_config():
+    from gnode.config import DATASET_NAMES, DataSources
+    from gnode.datasets.fetch import EXPECTED_FILES
+    from gnode.datasets.registry import METRICS, get_spec
+
+    # every list of dataset names is the registry's (fetch and the config do not import it)
+    assert set(DATASETS) == set(DATASET_NAMES) == set(EXPECTED_FILES)
+    assert set(DATASETS) <= set(DataSources.model_fields)
+    assert {n: (d.kind, d.metric, d.shape) for n, d in DATASETS.items()} == {
+        "walker2d": ("regression", "mse", (17, 17)),  # the 17-D state predicts the next one
+        "character_trajectories": ("classification", "accuracy", (3, 20)),  # pen x, y, force; 20 letters
+        "speech_commands": ("classification", "accuracy", (20, 10)),  # 20 MFCCs; ten words
+    }
+    assert set(METRICS) == {d.kind for d in DATASETS.values()}
+    from gnode.datasets import speech_commands, walker2d
+
+    assert DATASETS["speech_commands"].shape == (speech_commands.N_MFCC, len(speech_commands.WORDS))
+    assert DATASETS["walker2d"].n_features == walker2d.N_STATE
+    # only walker2d is standardised by the study (the loaders of the others already are)
+    assert [n for n, d in DATASETS.items() if d.standardise is not None] == ["walker2d"]
+    assert all(prep <= train for prep, train in (d.memory_mb for d in DATASETS.values()))
+    assert get_spec("walker2d") is DATASETS["walker2d"]
+    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'; valid: \['character_trajectories'"):
+        get_spec("mnist")

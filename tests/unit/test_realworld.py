@@ -44,7 +44,8 @@ def _merged(overlay: str | None):
 
 
 def test_dataset_names_match_the_registry():
-    assert set(DATASET_NAMES) == set(DATASETS) == set(rw.KIND)
+    assert set(DATASET_NAMES) == set(DATASETS)
+    assert {n: rw.task_shape(n) for n in DATASETS} == {n: (d.n_features, d.n_output) for n, d in DATASETS.items()}
 
 
 @pytest.mark.parametrize("overlay", [None, "config/test/config.yaml", "config/paper.yaml"])

@@ -1,7 +1,8 @@
 """The real-world benchmarks, one function per workflow step: prepare, train (+ test), summarise.
 
 Three standard continuous-time benchmarks (SPEC "Real-world tasks"; protocols in
-docs/datasets.md, project choices in docs/realworld.md):
+docs/datasets.md, project choices in docs/realworld.md; per-dataset facts in the registry
+:data:`gnode.datasets.registry.DATASETS`):
 
 - ``walker2d``: per-step regression of the next Walker2d state from irregularly sampled
   windows (Lechner & Hasani 2020); metric: test MSE on the raw state.
@@ -31,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,16 +42,12 @@ import torch
 
 from gnode import io, models
 from gnode.config import Config, RealWorldTask
-from gnode.models import CONTINUOUS_KINDS, ModelSpec, RecurrentEnsemble, save_model
+from gnode.datasets.registry import SPLITS, Split, elapsed_from_times, get_spec  # noqa: F401 (re-exported)
+from gnode.models import MODELS, ModelSpec, RecurrentEnsemble, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
 from gnode.training import FitSettings, SequenceData, fit
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
-KIND = {"walker2d": "regression", "character_trajectories": "classification", "speech_commands": "classification"}
-METRIC = {"regression": "mse", "classification": "accuracy"}
-TIME_UNIT = {"walker2d": "simulation step", "character_trajectories": "sample (5 ms)", "speech_commands": "frame (6.25 ms)"}
 
 HISTORY_SCHEMA = pa.schema(
     [
@@ -92,17 +88,6 @@ EVAL_SCHEMA = pa.schema(
 
 
 # ------------------------------------------------------------------------------ data
-@dataclass
-class Split:
-    """One split as arrays: ``x`` (S, T, I) float32, ``dt`` (S, T) float32 elapsed time of each
-    bin, ``lengths`` (S,) int64 valid bins, ``y`` (S, T, O) float32 or (S,) int64 labels."""
-
-    x: np.ndarray
-    dt: np.ndarray
-    lengths: np.ndarray
-    y: np.ndarray
-
-
 def data_settings(cfg: Config, task: str) -> dict:
     """Everything a task's prepared data depends on (the data rule's params)."""
     t = cfg.realworld.tasks[task]
@@ -128,23 +113,14 @@ def _subset(split: Split, n: int | None, rng: np.random.Generator) -> Split:
     return Split(split.x[keep], split.dt[keep], split.lengths[keep], split.y[keep])
 
 
-def elapsed_from_times(t: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Bin widths from time stamps (S, T): ``t_k - t_{k-1}``, the first from a virtual sample at
-    ``t = -1`` (so a sequence starting at sample 0 has a first bin of width 1); 0 after
-    ``lengths`` (the state of a continuous model then stays where it is)."""
-    dt = np.diff(t, axis=1, prepend=-1.0).astype(np.float32)
-    dt[~(np.arange(t.shape[1]) < lengths[:, None])] = 0.0
-    return dt
-
-
 def load_splits(settings: dict) -> tuple[dict[str, Split], dict]:
     """Resolve (local copy first, else download) and load a task's data as :class:`Split` s.
 
-    Returns the splits (after the seeded subsets of ``limit``) and metadata (classes, input
-    statistics, time unit).
+    Returns the splits (after the seeded subsets of ``limit``, then the dataset's
+    standardisation if the task asks for it) and metadata (kind, time unit, classes, input
+    statistics).
     """
     from gnode.datasets import resolve_dataset
-    from gnode.datasets.registry import get_spec
 
     name, src = settings["dataset"], settings["source"]
     spec = get_spec(name)
@@ -152,58 +128,13 @@ def load_splits(settings: dict) -> tuple[dict[str, Split], dict]:
         name, local_dirs=src["local_dirs"], url=spec.url, known_hash=spec.known_hash,
         cache_dir=settings["cache_dir"], download=src["download"],
     )
-    meta: dict = {"dataset": name, "kind": KIND[name], "time_unit": TIME_UNIT[name], "root": str(root)}
+    meta: dict = {"dataset": name, "kind": spec.kind, "time_unit": spec.time_unit, "root": str(root)}
     seed = derive_seed(settings["seed"], stable_id(settings["task"]))
-    if name == "walker2d":
-        from gnode.datasets.walker2d import load_walker2d, packaged_manifest
-
-        mode = src["verify"]
-        manifest = packaged_manifest()
-        if mode == "present":  # each rollout present must be a published one, unchanged
-            manifest = {f: h for f, h in manifest.items() if (Path(root) / f).exists()}
-            meta["rollouts"] = len(manifest)
-        raw = load_walker2d(root, verify=mode != "none", manifest=manifest)
-        meta["verify"] = mode
-        meta["n_files"] = {s: len(raw[s]["files"]) for s in SPLITS}
-        if mode != "all":
-            logger.info("walker2d: %d rollout files (verify=%s)", sum(meta["n_files"].values()), mode)
-        splits = {
-            s: Split(raw[s]["x"], raw[s]["dt"], np.full(len(raw[s]["x"]), raw[s]["x"].shape[1], np.int64), raw[s]["y"])
-            for s in SPLITS
-        }
-    elif name == "character_trajectories":
-        from gnode.datasets import load_character_trajectories
-
-        raw = load_character_trajectories(root, drop_rate=settings["drop_rate"], seed=seed)
-        meta["classes"] = list(raw["classes"])
-        splits = {
-            s: Split(raw[s]["x"], elapsed_from_times(raw[s]["t"], raw[s]["lengths"]), raw[s]["lengths"], raw[s]["y"])
-            for s in SPLITS
-        }
-    elif name == "speech_commands":
-        from gnode.datasets import load_speech_commands
-
-        raw = load_speech_commands(root, max_per_class=settings["max_per_class"], seed=seed)
-        meta["classes"] = list(raw["classes"])
-        splits = {}
-        for s in SPLITS:
-            x = raw[s]["x"]
-            splits[s] = Split(x, np.ones(x.shape[:2], np.float32), np.full(len(x), x.shape[1], np.int64), raw[s]["y"])
-    else:  # pragma: no cover - the config allows only the three names
-        raise ValueError(f"unknown dataset {name!r}")
-
+    splits = spec.splits(root, settings, seed, meta)
     rng = np.random.default_rng(seed)
     splits = {s: _subset(splits[s], settings["limit"][s], rng) for s in SPLITS}
-    if name == "walker2d" and settings["standardize"]:
-        # inputs and targets are the same 17-D state: one mean/std (training inputs) for both;
-        # the loss weights channel c by std_c**2, so it is the MSE of the raw state
-        tr = splits["train"].x.reshape(-1, splits["train"].x.shape[-1])
-        mean, std = tr.mean(0, dtype=np.float64), tr.std(0, dtype=np.float64) + 1e-6
-        for s in SPLITS:
-            splits[s].x = ((splits[s].x - mean) / std).astype(np.float32)
-            splits[s].y = ((splits[s].y - mean) / std).astype(np.float32)
-        meta["state_mean"], meta["state_std"] = mean.tolist(), std.tolist()
-        meta["output_weights"] = (std**2).tolist()
+    if spec.standardise is not None and settings["standardize"]:
+        spec.standardise(splits, meta)
     return splits, meta
 
 
@@ -291,7 +222,7 @@ def read_data(path: str | Path) -> tuple[dict[str, Split], dict]:
 # --------------------------------------------------------------------------- models
 def input_channels(kind: str, n_features: int) -> int:
     """Inputs of a model: the features, plus the elapsed time for discrete-time models."""
-    return n_features if kind in CONTINUOUS_KINDS else n_features + 1
+    return n_features if MODELS[kind].continuous else n_features + 1
 
 
 def model_spec(task: RealWorldTask, kind: str, n_features: int, n_output: int, n_hidden: int) -> ModelSpec:
@@ -300,7 +231,7 @@ def model_spec(task: RealWorldTask, kind: str, n_features: int, n_output: int, n
     The time unit is the data's own (``spec.dt = 1``): a bin of elapsed time ``dt`` gets
     ``substeps`` Euler steps of ``alpha = dt / (substeps tau)``.
     """
-    continuous = kind in CONTINUOUS_KINDS
+    continuous = MODELS[kind].continuous
     f, g = task.flow, task.integration
     return ModelSpec(
         kind=kind,
@@ -349,7 +280,7 @@ def matched_size(task: RealWorldTask, kind: str, n_features: int, n_output: int,
 
 def task_shape(dataset: str) -> tuple[int, int]:
     """(features per bin, outputs) of a dataset: regression outputs the state, classification logits."""
-    return {"walker2d": (17, 17), "character_trajectories": (3, 20), "speech_commands": (20, 10)}[dataset]
+    return get_spec(dataset).shape
 
 
 # ------------------------------------------------------------------------- training
@@ -383,15 +314,14 @@ def job_settings(cfg: Config, task: str, model: str) -> dict:
 def to_sequence_data(split: Split, kind: str, device, dtype, weights=None) -> SequenceData:
     """Tensors for :func:`gnode.training.fit`: continuous models get ``dt`` to integrate over,
     discrete ones get it as a last input channel. ``weights`` (O,): output weights of the loss."""
-    x = split.x
-    if kind not in CONTINUOUS_KINDS:
-        x = np.concatenate([x, split.dt[..., None]], axis=-1)
+    continuous = MODELS[kind].continuous
+    x = split.x if continuous else np.concatenate([split.x, split.dt[..., None]], axis=-1)
     to = lambda a: torch.as_tensor(np.ascontiguousarray(a), device=device, dtype=dtype)  # noqa: E731
     y = torch.as_tensor(split.y, device=device) if split.y.ndim == 1 else to(split.y)
     return SequenceData(
         x=to(x),
         y=y,
-        dt=to(split.dt) if kind in CONTINUOUS_KINDS else None,
+        dt=to(split.dt) if continuous else None,
         lengths=torch.as_tensor(split.lengths, device=device),
         weights=None if weights is None else to(weights),
     )
@@ -412,7 +342,7 @@ def train_job(
     task, model, base = settings["task"], settings["model"], settings["seed"]
     device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
     splits, meta = read_data(data_path)
-    kind = meta["kind"]
+    dataset = get_spec(meta["dataset"])
     spec = ModelSpec(**settings["spec"])
     seeds = list(settings["seeds"])
     weights = meta.get("output_weights")  # standardised walker2d targets: the loss is the raw MSE
@@ -422,7 +352,7 @@ def train_job(
         raise ValueError(f"{data_path}: no sequences in split(s) {empty} (too few files or too small a limit)")
     if data["train"].x.shape[-1] != spec.n_input:
         raise ValueError(f"{data_path}: {data['train'].x.shape[-1]} input channels, the model expects {spec.n_input}")
-    if kind == "classification" and len(meta["classes"]) > spec.n_output:
+    if len(meta.get("classes", ())) > spec.n_output:
         raise ValueError(f"{data_path}: {len(meta['classes'])} classes, the readout has {spec.n_output}")
     init_seeds = [derive_seed(base, s, stable_id(f"realworld/{task}/{model}")) for s in seeds]
     ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype)
@@ -448,7 +378,7 @@ def train_job(
         *(len(data[s]) for s in SPLITS), device,
     )
     ckpt = Path(checkpoint_dir) / "fit.pt" if checkpoint_dir else None
-    res = fit(ens, data["train"], data["test"], fs, val=data["val"], task=kind, checkpoint=ckpt,
+    res = fit(ens, data["train"], data["test"], fs, val=data["val"], task=dataset.kind, checkpoint=ckpt,
               fingerprint=io.config_hash(settings), label=label)
     ens.load_state_dict(res.best_state)
     save_model(ens, out_model, extra={"task": task, "model": model, "seeds": seeds, "best_epoch": res.best_epoch})
@@ -463,8 +393,8 @@ def train_job(
     hist.insert(1, "model", model)
     io.write_table(hist.sort_values(["seed", "epoch"]), out_history, HISTORY_SCHEMA, prov)
 
-    metric = METRIC[kind]
-    test_metric = res.best_test_loss if kind == "regression" else res.test_accuracy
+    metric = dataset.metric
+    test_metric = {"mse": res.best_test_loss, "accuracy": res.test_accuracy}[metric]
     ev = pd.DataFrame(
         {
             "task": task,
@@ -481,7 +411,7 @@ def train_job(
             "best_epoch": res.best_epoch,
             "stopped_epoch": res.stopped_epoch,
             "n_hidden": spec.n_hidden,
-            "width": spec.width if model in CONTINUOUS_KINDS else 0,
+            "width": spec.width if spec.continuous else 0,
             "n_params": ens.member_parameter_count(),
             "budget": settings["budget"],
             "n_train": len(data["train"]),
