@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from gnode.config import ConfigError, validate_config
+from gnode.models import MODEL_KINDS
 from gnode.codegraph import script_hashes
 from gnode.studies import expressivity as ex_study
 from gnode.studies import flipflop as ff
@@ -41,7 +42,7 @@ CLAIMS_FILES = []
 wildcard_constraints:
     experiment=r"[A-Za-z0-9][A-Za-z0-9_]*",
     task=r"[0-9a-z_]+",
-    model=r"rnn|gru|mgru|node|gnode",
+    model="|".join(MODEL_KINDS),
     n=r"\d+",
 
 
