@@ -8,6 +8,7 @@ from gnode.studies import expressivity as ex_study
 from gnode.studies import flipflop as ff
 from gnode.studies import flipflop_analysis as ffa
 from gnode.studies import realworld as rw
+from gnode.studies import trainability as tr
 
 
 try:
@@ -44,6 +45,12 @@ CODE = {
     "realworld_data": source_hash("gnode.datasets", "gnode.studies.realworld", "gnode.io"),
     "realworld_train": source_hash("gnode.models", "gnode.training", "gnode.studies.realworld", "gnode.io"),
     "realworld_summary": source_hash("gnode.studies.realworld", "gnode.claims", "gnode.io"),
+    "trainability": source_hash(
+        "gnode.models", "gnode.training", "gnode.diagnostics", "gnode.studies.trainability", "gnode.studies.flipflop",
+        "gnode.io",
+    ),
+    "trainability_summary": source_hash("gnode.studies.trainability", "gnode.claims", "gnode.io"),
+    "plot_trainability": source_hash("gnode.plotting.trainability", "gnode.plotting.common"),
 }
 # memory (MB) of the real-world jobs per dataset: Speech Commands holds ~35k clips x 161 x 20
 REALWORLD_DATA_MEM = {"walker2d": 2000, "character_trajectories": 2000, "speech_commands": 8000}
@@ -114,6 +121,15 @@ def realworld_outputs():
     ]
 
 
+def trainability_outputs():
+    if CFG.trainability is None:
+        return []
+    tables = ["members", "history", "propagation", "spectrum", "summary", "claims"]
+    return [f"results/trainability/{t}.parquet" for t in tables] + ["results/trainability/summary.html"] + [
+        f"results/figures/trainability/{name}.png" for name in ["learning_curves", "init", "final_loss"]
+    ]
+
+
 def final_outputs():
     return [
         "results/flipflop/summary.parquet",
@@ -122,6 +138,7 @@ def final_outputs():
         "results/flipflop/claims.html",
         *flipflop_figures(),
         *realworld_outputs(),
+        *trainability_outputs(),
         *[f"results/figures/expressivity/{name}.png" for name in ["heatmaps", "iso", "params", "r2", "examples"]],
         "results/claims.parquet",
         "results/claims.html",
