@@ -27,6 +27,10 @@ def test_epochs_to_threshold_is_the_first_epoch_at_or_below_the_fraction():
     assert math.isnan(tr.epochs_to_threshold([1.0, np.nan, np.nan], 0.5))  # diverged
     assert math.isnan(tr.epochs_to_threshold([np.inf, 1.0], 0.5))  # no finite initial loss
     assert math.isnan(tr.epochs_to_threshold([1.0], 0.5))
+    # an exploding start does not make the threshold easy: the reference is capped
+    assert tr.epochs_to_threshold([1e6, 0.4, 0.2], 0.5) == 1.0
+    assert tr.epochs_to_threshold([1e6, 0.4, 0.2], 0.5, cap=0.5) == 2.0
+    assert tr.epochs_to_threshold([0.3, 0.2, 0.15], 0.5, cap=0.5) == 2.0  # below the cap: the initial loss
 
 
 def _history(curves: dict) -> pd.DataFrame:
@@ -41,9 +45,11 @@ def _history(curves: dict) -> pd.DataFrame:
 def test_derived_columns_from_the_history():
     curves = {("node", 1, "relu", "xavier", 0): [1.0, 0.7, 0.4, 0.3],
               ("node", 1, "relu", "critical", 0): [2.0, np.nan, np.nan, np.nan]}
-    members = pd.DataFrame([dict(zip(tr.CELL + ["seed"], k)) for k in curves])
+    members = pd.DataFrame([dict(zip(tr.CELL + ["seed"], k)) for k in curves]).assign(zero_output_test_loss=0.7)
     out = tr.add_derived(members, _history(curves), 0.5, 3)
-    assert out["epochs_to_threshold"].iloc[0] == 2.0 and math.isnan(out["epochs_to_threshold"].iloc[1])
+    assert out["epochs_to_threshold"].iloc[0] == 3.0 and math.isnan(out["epochs_to_threshold"].iloc[1])
+    out = tr.add_derived(members.assign(zero_output_test_loss=5.0), _history(curves), 0.5, 3)
+    assert out["epochs_to_threshold"].iloc[0] == 2.0
     assert out["compare_loss"].iloc[0] == 0.3 and out["compare_loss"].iloc[1] == math.inf
 
 

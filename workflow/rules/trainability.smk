@@ -14,11 +14,6 @@ wildcard_constraints:
     activation=r"[a-z]+",
 
 
-def trainability_files(table):
-    """The per-job files of one table (members.parquet, ...) of every cell of the study."""
-    return [f"results/trainability/{m}_L{d}_{a}/{table}.parquet" for m, d, a in TR_CELLS]
-
-
 rule train_trainability:
     input:
         data=lambda w: f"results/flipflop/data/{CFG.trainability.task}.parquet",
@@ -47,7 +42,7 @@ rule train_trainability:
 
 rule summarise_trainability:
     input:
-        **{t: trainability_files(t) for t in TR_TABLES},
+        **{t: tr.job_files(CFG, t) for t in TR_TABLES},
     output:
         **{t: f"results/trainability/{t}.parquet" for t in TR_TABLES},
         summary="results/trainability/summary.parquet",

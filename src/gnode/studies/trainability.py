@@ -53,6 +53,7 @@ RAW_MEMBERS_SCHEMA = pa.schema(
         ("grad_ratio_first", pa.float64()),  # ||dL/dh_0|| / ||dL/dh_{T-1}||, loss on the last bin
         ("initial_train_loss", pa.float64()),
         ("initial_test_loss", pa.float64()),
+        ("zero_output_test_loss", pa.float64()),  # MSE of a silent readout (y = 0) on the test set
         ("status", pa.string()),
         ("diverged_epoch", pa.int32()),
         ("best_epoch", pa.int32()),
@@ -102,6 +103,11 @@ def cells(cfg: Config) -> list[tuple[str, int, str]]:
     if t is None:
         return []
     return [(m, d, a) for m in t.models for d in t.depths for a in t.activations]
+
+
+def job_files(cfg: Config, table: str) -> list[str]:
+    """The per-job files of one table (``members``, ``history``, ...) of every cell, in :func:`cells` order."""
+    return [f"results/{STUDY}/{m}_L{d}_{a}/{table}.parquet" for m, d, a in cells(cfg)]
 
 
 def job_settings(cfg: Config, model: str, depth: int, activation: str) -> dict:
@@ -191,6 +197,7 @@ def train_job(settings: dict, data_path: str | Path, out: dict[str, str | Path],
     members = keys.assign(
         seed_init=grid["seed_init"], eta_max=eta.cpu().numpy(), grad_norm=grad_norm.cpu().numpy(),
         grad_ratio_first=ratio[:, 0].cpu().numpy(), initial_train_loss=init_train, initial_test_loss=init_test,
+        zero_output_test_loss=yte.double().pow(2).mean().item(),
         status=res.status, diverged_epoch=res.diverged_epoch, best_epoch=res.best_epoch,
         best_test_loss=np.where(np.array(res.status) == "ok", res.best_test_loss, np.nan),
         n_params=model.member_parameter_count(), train_time_s=res.elapsed_s,
@@ -214,16 +221,18 @@ def train_job(settings: dict, data_path: str | Path, out: dict[str, str | Path],
 
 
 # -------------------------------------------------------------------------- analysis
-def epochs_to_threshold(losses, fraction: float) -> float:
-    """First epoch k >= 1 with ``losses[k] <= fraction * losses[0]``; NaN if none.
+def epochs_to_threshold(losses, fraction: float, cap: float = math.inf) -> float:
+    """First epoch k >= 1 with ``losses[k] <= fraction * min(losses[0], cap)``; NaN if none.
 
-    ``losses`` (epochs + 1,): the loss at initialisation, then after each epoch. NaN losses
-    (a diverged member) never reach the threshold.
+    ``losses`` (epochs + 1,): the loss at initialisation, then after each epoch. ``cap`` bounds
+    the reference loss: an initialisation whose outputs explode (initial loss far above that of a
+    silent readout) must not reach the threshold by merely shrinking them. NaN losses (a
+    diverged member) never reach the threshold.
     """
     losses = np.asarray(losses, dtype=float)
     if len(losses) < 2 or not np.isfinite(losses[0]):
         return math.nan
-    hit = np.flatnonzero(losses[1:] <= fraction * losses[0])
+    hit = np.flatnonzero(losses[1:] <= fraction * min(losses[0], cap))
     return float(hit[0] + 1) if len(hit) else math.nan
 
 
@@ -236,11 +245,16 @@ def member_curves(history: pd.DataFrame) -> dict[tuple, np.ndarray]:
 
 
 def add_derived(members: pd.DataFrame, history: pd.DataFrame, fraction: float, compare_epoch: int) -> pd.DataFrame:
-    """Members with ``epochs_to_threshold`` and ``compare_loss`` (inf when diverged by then)."""
+    """Members with ``epochs_to_threshold`` and ``compare_loss`` (inf when diverged by then).
+
+    The threshold is ``fraction`` x the member's initial test loss, capped at the test loss of a
+    silent readout (``zero_output_test_loss``).
+    """
     curves = member_curves(history)
     keys = list(members[CELL + ["seed"]].itertuples(index=False, name=None))
     out = members.copy()
-    out["epochs_to_threshold"] = [epochs_to_threshold(curves[k], fraction) for k in keys]
+    out["epochs_to_threshold"] = [epochs_to_threshold(curves[k], fraction, cap)
+                                  for k, cap in zip(keys, members["zero_output_test_loss"])]
 
     def at(curve):
         v = curve[compare_epoch] if len(curve) > compare_epoch else math.nan
