@@ -8,10 +8,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from gnode.plotting.common import MODEL_LABELS, save, style
 
 INIT_LABELS = {"xavier": "Glorot (xavier)", "critical": "critical"}
+LOSS_CEILING = 10.0  # MSE on targets in [-1, 1]: above this a model has exploded; axes stop here
 DEPTH_STYLES = ["-", "--", ":", "-."]
 
 
@@ -38,6 +40,7 @@ def learning_curves(history: pd.DataFrame, path, *, compare_epoch: int | None = 
 
     Thin lines: members (seeds); thick: the median over seeds, per initialisation. A diverged
     member's line stops at its divergence. The dashed line marks the claims' comparison epoch.
+    Each panel's y axis ends at :data:`LOSS_CEILING` (exploded outputs leave through the top).
     """
     style()
     models, acts, inits = _panels(history)
@@ -45,7 +48,7 @@ def learning_curves(history: pd.DataFrame, path, *, compare_epoch: int | None = 
     cols = [(a, d) for a in acts for d in depths]
     colours = _init_colours(inits)
     fig, axes = plt.subplots(len(models), len(cols), figsize=(3.0 * len(cols), 2.6 * len(models)), squeeze=False,
-                             sharex=True, sharey=True)
+                             sharex=True)
     for i, m in enumerate(models):
         for j, (a, d) in enumerate(cols):
             ax = axes[i, j]
@@ -61,7 +64,12 @@ def learning_curves(history: pd.DataFrame, path, *, compare_epoch: int | None = 
             if compare_epoch is not None:
                 ax.axvline(compare_epoch, color="0.4", ls="--", lw=0.8)
             ax.set_yscale("log")
+            finite = cell["test_loss"][np.isfinite(cell["test_loss"]) & (cell["test_loss"] > 0)]
+            if len(finite):
+                lo = float(finite.min())
+                ax.set_ylim(lo / 1.5, max(min(float(finite.max()) * 1.5, LOSS_CEILING), lo * 2))
             ax.set_title(f"{MODEL_LABELS.get(m, m)}, L={d}, {a}", fontsize=9)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if j == 0:
                 ax.set_ylabel("test MSE")
             if i == len(models) - 1:
@@ -124,7 +132,8 @@ def init_diagnostics(members: pd.DataFrame, propagation: pd.DataFrame, path, *, 
 def final_loss(members: pd.DataFrame, path, *, formats: Sequence[str] = ("png",), dpi=150):
     """Best test loss per cell: points are seeds, bars the median; one panel per model x nonlinearity.
 
-    Diverged members have no loss; their count is printed above their cell (x marks).
+    Diverged members have no loss; their count is printed above their cell (x marks). Losses
+    above :data:`LOSS_CEILING` (exploded outputs) are drawn at the ceiling as triangles.
     """
     style()
     models, acts, inits = _panels(members)
@@ -133,7 +142,7 @@ def final_loss(members: pd.DataFrame, path, *, formats: Sequence[str] = ("png",)
     depths = sorted(members["depth"].unique())
     fig, axes = plt.subplots(1, len(cols), figsize=(3.4 * len(cols), 3.4), squeeze=False, sharey=True)
     finite = members["best_test_loss"][np.isfinite(members["best_test_loss"])]
-    top = float(finite.max()) * 1.5 if len(finite) else 1.0
+    top = min(float(finite.max()), LOSS_CEILING) * 1.5 if len(finite) else 1.0
     for j, (m, a) in enumerate(cols):
         ax = axes[0, j]
         sel = members[(members["model"] == m) & (members["activation"] == a)]
@@ -142,10 +151,15 @@ def final_loss(members: pd.DataFrame, path, *, formats: Sequence[str] = ("png",)
                 g = sel[(sel["init"] == init) & (sel["depth"] == d)]
                 x = d + (k - (len(inits) - 1) / 2) * 0.25
                 ok = g[g["status"] == "ok"]
-                ax.scatter(np.full(len(ok), x), ok["best_test_loss"], color=colours[init], s=16,
+                inside = ok[ok["best_test_loss"] <= LOSS_CEILING]
+                ax.scatter(np.full(len(inside), x), inside["best_test_loss"], color=colours[init], s=16,
                            label=INIT_LABELS.get(init, init) if (j == 0 and d == depths[0]) else None)
-                if len(ok):
-                    ax.hlines(ok["best_test_loss"].median(), x - 0.1, x + 0.1, color="k", lw=2)
+                n_out = len(ok) - len(inside)
+                if n_out:
+                    ax.scatter(np.full(n_out, x), np.full(n_out, LOSS_CEILING), marker="^", color=colours[init], s=30)
+                med = ok["best_test_loss"].median() if len(ok) else np.nan
+                if np.isfinite(med) and med <= LOSS_CEILING:
+                    ax.hlines(med, x - 0.1, x + 0.1, color="k", lw=2)
                 n_div = int((g["status"] != "ok").sum())
                 if n_div:
                     ax.scatter([x], [top], marker="x", color=colours[init], s=30)
