@@ -163,3 +163,10 @@ def test_a_tiny_job_writes_consistent_tables(tmp_path):
     assert np.allclose(eta.sort_index(), t["members"].set_index("member")["eta_max"].sort_index())
     ok = t["members"][t["members"]["status"] == "ok"]
     assert (ok["grad_norm"] > 0).all() and (ok["best_test_loss"] <= ok["initial_test_loss"] + 1e-12).all()
+
+
+def test_the_test_overlay_runs_the_study_at_tiny_scale():
+    t = validate_config(_merged("config/test/config.yaml")).trainability
+    assert t.epochs <= 3 and t.n <= 8 and t.width <= 8 and len(t.depths) == 1
+    assert t.dt == 0.05  # the tiny flip-flop data: 20 bins over [0, 1]
+    assert {"xavier", "critical"} <= set(t.inits) and len(t.seeds) == 2
