@@ -87,7 +87,7 @@ def test_gradient_decay_of_a_linear_node_with_the_loss_on_the_last_bin_is_exact(
     assert norms.shape == (3, t)
     # closed form: h_{t+1} = h_t M + c with M = (1 - alpha) I + alpha W_1, so dL/dh_t = dL/dh_{T-1} (M^T)^(T-1-t)
     with torch.no_grad():
-        pred, states = model(x)
+        pred, _ = model(x)
     for e, w1 in enumerate(w1s):
         last = 2.0 / (x.shape[0] * y.shape[-1]) * (pred[e, :, -1] - y[:, -1]) @ model.W_o[e].T  # (B, N)
         m = (1 - alpha) * torch.eye(3, dtype=D) + alpha * w1

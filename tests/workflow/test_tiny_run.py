@@ -255,7 +255,11 @@ def test_trainability_tables_figures_and_claims(tiny_run):
     assert sorted(hist["epoch"].unique()) == [0, 1, 2] and len(hist) == len(members) * 3
     prop = io.read_table(res / "propagation.parquet")
     assert pq.read_schema(res / "propagation.parquet").remove_metadata() == tr.PROPAGATION_SCHEMA
-    assert len(prop) == len(members) * 20 and np.allclose(prop.loc[prop["lag"] == 0, "ratio"], 1.0)
+    assert len(prop) == len(members) * 20
+    # 1 at the last bin; NaN only where the forward pass exploded (a critical ReLU member may)
+    lag0 = prop[prop["lag"] == 0]
+    finite = np.isfinite(lag0["grad_norm"]).to_numpy()
+    assert np.allclose(lag0.loc[finite, "ratio"], 1.0) and finite[(lag0["init"] == "xavier").to_numpy()].all()
     spec = io.read_table(res / "spectrum.parquet")
     assert len(spec) == len(members) * 6
     summary = io.read_table(res / "summary.parquet")
