@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/flipflop.smk"
 include: "workflow/rules/expressivity.smk"
 include: "workflow/rules/realworld.smk"
+include: "workflow/rules/trainability.smk"
 include: "workflow/rules/report.smk"
 
 

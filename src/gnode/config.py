@@ -352,6 +352,71 @@ class RealWorldSettings(Strict):
     tasks: dict[Name, RealWorldTask] = Field(default_factory=dict, description="real-world tasks by name")
 
 
+# ------------------------------------------------------------------ trainability
+class TrainabilityClaims(Strict):
+    """Thresholds of the trainability claims (results/trainability/claims.parquet), fixed before the run."""
+
+    loss_fraction: float = Field(
+        0.5, gt=0, lt=1, description="a member reaches the threshold at the first epoch whose test loss is at most "
+        "this fraction of its test loss at initialisation"
+    )
+    compare_epoch: PosInt = Field(description="epoch at which critical and xavier nODEs' test losses are compared")
+    eta_tolerance: float = Field(
+        0.05, gt=0, description="critical init: max |eta_max| at h0 with the mean input over the critical members"
+    )
+    critical_ratio: float = Field(
+        1.0, gt=0, description="nODE: median test loss at compare_epoch, critical / xavier, must be below this"
+    )
+    gating_epochs_ratio: float = Field(
+        1.0, gt=0, description="median epochs to the threshold, gnODE / nODE under the same init, must be below this"
+    )
+
+
+class TrainabilitySettings(Strict):
+    """The trainability study (docs/trainability.md): nODE/gnODE x depth x nonlinearity x init, seeds as members.
+
+    One job per (model, depth, activation) trains all inits x seeds as one ensemble on one
+    flip-flop task (the flip-flop study's data file), with one learning-rate setting.
+    """
+
+    task: Literal[VARIANTS] = Field("3bit_variable", description="flip-flop variant (its data: flipflop.data)")  # type: ignore[valid-type]
+    models: list[Literal["node", "gnode"]] = Field(min_length=1, description="continuous models compared")
+    n: PosInt = Field(description="phase-space dimension N of every model")
+    width: int = Field(100, ge=1, le=4096, description="M: width of the hidden layers of F")
+    depths: list[Annotated[int, Field(ge=1, le=16)]] = Field(min_length=1, description="L: layers of F (grid axis)")
+    activations: list[Literal[tuple(ACTIVATIONS)]] = Field(  # type: ignore[valid-type]
+        min_length=1, description="nonlinearity of F's hidden layers (grid axis)"
+    )
+    inits: list[Literal[INITS]] = Field(min_length=1, description="initialisations compared (grid axis)")  # type: ignore[valid-type]
+    seeds: list[Seed] = Field(min_length=1, description="initialisation and data-order seeds (ensemble members)")
+    tau: float = Field(0.01, gt=0, description="time constant tau (trial time units; a trial is [0, 1])")
+    dt: float = Field(0.01, gt=0, description="width of one input bin: 1 / flipflop.data.n_bins")
+    substeps: int = Field(1, ge=1, le=100, description="Euler sub-steps per bin")
+    epochs: PosInt = Field(description="training epochs")
+    lr: LearningRate = Field(1e-3, description="AdamW learning rate, the same for every member (fixed before the run)")
+    weight_decay: Decay = Field(0.01, description="AdamW weight decay")
+    batch_size: PosInt = Field(50, description="trials per batch")
+    diagnostic_trials: PosInt = Field(
+        100, description="training trials (the first ones) for the gradient diagnostics at initialisation"
+    )
+    initial_state: Literal[INITIAL_STATES] = Field(  # type: ignore[valid-type]
+        "fixed_random",
+        description="h0 of every member (the authors' 3-bit variable: fixed_random, a Glorot-normal draw, not trained)",
+    )
+    checkpoint_every: int = Field(10, ge=0, description="epochs between checkpoints (0: none)")
+    claims: TrainabilityClaims
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.claims.compare_epoch > self.epochs:
+            raise ValueError(f"claims.compare_epoch ({self.claims.compare_epoch}) exceeds epochs ({self.epochs})")
+        for key in ("models", "depths", "activations", "inits", "seeds"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} lists a value twice: {values}")
+        return self
+
+
 class FigureSettings(Strict):
     formats: list[Literal["png", "pdf", "svg"]] = Field(["png", "pdf"], min_length=1, description="file types")
     dpi: int = Field(150, ge=50, le=600, description="resolution of raster figures")
@@ -369,6 +434,9 @@ class Config(Strict):
     data: DataSources = Field(default_factory=DataSources)
     realworld: RealWorldSettings = Field(default_factory=RealWorldSettings)
     figures: FigureSettings = Field(default_factory=FigureSettings)
+    trainability: TrainabilitySettings | None = Field(
+        None, description="the trainability study (null: not run)"
+    )
 
 
 class ConfigError(ValueError):

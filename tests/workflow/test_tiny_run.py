@@ -36,6 +36,7 @@ def test_dry_run_lists_the_chain_prepare_train_evaluate_figures(tmp_path):
     assert counts["summarise_flipflop"] == counts["plot_flipflop_overview"] == counts["claims_flipflop"] == 1
     assert counts["prepare_realworld_data"] == 1 and counts["train_realworld"] == 3
     assert counts["summarise_realworld"] == 1 and counts["plot_realworld"] == 1
+    assert counts["train_trainability"] == 4 and counts["summarise_trainability"] == counts["plot_trainability"] == 1
 
 
 def _job_counts(out: str) -> dict[str, int]:
@@ -239,3 +240,46 @@ def test_expressivity_tables_figures_and_claims(tiny_run):
         img = image.imread(res / "figures" / "expressivity" / f"{name}.png")
         assert img[..., :3].std() > 0.02, name
     assert "<table" in (res / "claims.html").read_text()
+
+
+def test_trainability_tables_figures_and_claims(tiny_run):
+    from gnode.studies import trainability as tr
+
+    work, _ = tiny_run
+    res = work / "results" / "trainability"
+    # tiny overlay: nODE/gnODE x L = 1 x {relu, tanh} x {xavier, critical} x 2 seeds, N = 6, 2 epochs, 20 bins
+    members = io.read_table(res / "members.parquet")
+    assert pq.read_schema(res / "members.parquet").remove_metadata() == tr.MEMBERS_SCHEMA
+    assert len(members) == 2 * 2 * 2 * 2 and set(members["init"]) == {"xavier", "critical"}
+    assert members.groupby(tr.CELL).size().eq(2).all()
+    assert np.isfinite(members["eta_max"]).all()
+    ok = members[members["status"] == "ok"]
+    assert np.isfinite(ok[["best_test_loss", "grad_norm", "compare_loss"]]).all().all() and (ok["grad_norm"] > 0).all()
+    assert (ok["best_test_loss"] <= ok["initial_test_loss"] * (1 + 1e-6)).all()
+    hist = io.read_table(res / "history.parquet")
+    assert sorted(hist["epoch"].unique()) == [0, 1, 2] and len(hist) == len(members) * 3
+    prop = io.read_table(res / "propagation.parquet")
+    assert pq.read_schema(res / "propagation.parquet").remove_metadata() == tr.PROPAGATION_SCHEMA
+    assert len(prop) == len(members) * 20
+    # 1 at the last bin; NaN only where the forward pass exploded (a critical ReLU member may)
+    lag0 = prop[prop["lag"] == 0]
+    finite = np.isfinite(lag0["grad_norm"]).to_numpy()
+    assert np.allclose(lag0.loc[finite, "ratio"], 1.0) and finite[(lag0["init"] == "xavier").to_numpy()].all()
+    spec = io.read_table(res / "spectrum.parquet")
+    assert len(spec) == len(members) * 6
+    summary = io.read_table(res / "summary.parquet")
+    assert len(summary) == 8 and (summary["n_members"] == 2).all()
+    claims = io.read_table(res / "claims.parquet").set_index("claim_id")
+    assert set(claims.index) == {"tr_eta_critical_relu", "tr_eta_critical_tanh", "tr_critical_node",
+                                 "tr_gating_epochs_xavier", "tr_gating_epochs_critical"}
+    assert (claims["study"] == "trainability").all()
+    finite = claims[np.isfinite(claims["value"])]
+    assert (finite["holds"] == [
+        {"<": v < t, "<=": v <= t}[c] for v, t, c in zip(finite["value"], finite["threshold"], finite["comparison"])]).all()
+    gathered = io.read_table(work / "results" / "claims.parquet")
+    assert set(claims.index) <= set(gathered["claim_id"])
+    assert "<table" in (res / "summary.html").read_text()
+    for name in ["learning_curves", "init", "final_loss"]:
+        img = image.imread(work / "results" / "figures" / "trainability" / f"{name}.png")
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+        assert img[..., :3].std() > 0.05, f"{name} is blank"

@@ -12,6 +12,7 @@ from gnode.studies import flipflop as ff
 from gnode.studies import flipflop_analysis as ffa
 from gnode.studies import flipflop_data as ffd
 from gnode.studies import realworld as rw
+from gnode.studies import trainability as tr
 
 
 try:
@@ -100,6 +101,15 @@ def realworld_outputs():
     ]
 
 
+def trainability_outputs():
+    if CFG.trainability is None:
+        return []
+    tables = ["members", "history", "propagation", "spectrum", "summary", "claims"]
+    return [f"results/trainability/{t}.parquet" for t in tables] + ["results/trainability/summary.html"] + [
+        f"results/figures/trainability/{name}.png" for name in ["learning_curves", "init", "final_loss"]
+    ]
+
+
 def final_outputs():
     return [
         "results/flipflop/summary.parquet",
@@ -108,6 +118,7 @@ def final_outputs():
         "results/flipflop/claims.html",
         *flipflop_figures(),
         *realworld_outputs(),
+        *trainability_outputs(),
         *[f"results/figures/expressivity/{name}.png" for name in ["heatmaps", "iso", "params", "r2", "examples"]],
         "results/claims.parquet",
         "results/claims.html",
