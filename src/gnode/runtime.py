@@ -29,6 +29,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_device(name: str, log=None) -> torch.device:
+    """The device a run will use, checked when the workflow is planned (before any job).
+
+    An explicit ``cuda``/``mps`` that torch cannot see raises :class:`RuntimeError` naming the
+    config key; ``auto`` reports its choice through ``log`` (a callable taking one line).
+    """
+    try:
+        device = resolve_device(name)
+    except RuntimeError as err:
+        raise RuntimeError(f"config key 'device': {err}") from None
+    if name == "auto" and log is not None:
+        what = device_description(device)
+        log(f"device: auto chose {what}")
+    return device
+
+
+def device_description(device: torch.device) -> str:
+    """A short readable name: 'cuda (NVIDIA H200, 139.8 GiB)', 'mps', 'cpu'."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"cuda ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
+    return device.type
+
+
 def derive_seed(*parts: int) -> int:
     """A 31-bit seed mixed from integers (numpy SeedSequence): distinct inputs, independent streams."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)

@@ -1,18 +1,28 @@
 # The only place that reads the configuration: validate it before any job is planned, and
 # derive the job lists and per-rule settings from the typed result.
-import torch
+import os
 
-from gnode.config import ConfigError, validate_config
-from gnode.runtime import source_hash
+from snakemake.logging import logger
+
+from gnode.config import ConfigError, load_config_file, validate_config
+from gnode.runtime import check_device, source_hash
 from gnode.studies import expressivity as ex_study
 from gnode.studies import flipflop as ff
 from gnode.studies import flipflop_analysis as ffa
 from gnode.studies import realworld as rw
 
 
+# Snakemake has merged the files already; reading each again with the strict loader refuses
+# what Snakemake lets through (a key given twice: the last would win) and names the file.
+CONFIG_FILES = [os.path.relpath(p) for p in workflow.configfiles]
 try:
-    CFG = validate_config(config)
-except ConfigError as err:
+    for _path in CONFIG_FILES:
+        load_config_file(_path)
+    _source = ", ".join(CONFIG_FILES) + (" and --config" if workflow.config_settings.config else "")
+    CFG = validate_config(config, _source or None)
+    # cuda/mps asked for and absent: an error now, before any job; auto: the log says what it chose
+    DEVICE = check_device(CFG.device, log=logger.info)
+except (ConfigError, RuntimeError) as err:
     raise WorkflowError(str(err)) from None
 
 EXPERIMENTS = CFG.flipflop.experiments
@@ -21,7 +31,7 @@ FIG_FORMATS = list(CFG.figures.formats)
 EXTRA_FORMATS = [f for f in FIG_FORMATS if f != "png"]
 RUN = {"device": CFG.device, "dtype": CFG.dtype}
 # a job asks for the GPU resource only when it will use one, so that CPU runs are not serialised
-USES_GPU = int(CFG.device == "cuda" or (CFG.device == "auto" and torch.cuda.is_available()))
+USES_GPU = int(DEVICE.type == "cuda")
 
 # Snakemake does not see changes inside the imported package: each rule carries the hash of
 # the modules its job runs, so editing them re-runs exactly those jobs.
