@@ -546,6 +546,53 @@ def load_config_files(paths, overrides: dict | None = None) -> Config:
     return validate_config(raw, source or None)
 
 
+def _config_value(text: str):
+    """A ``--config KEY=VALUE`` value as Snakemake reads it: int, float, true/false, YAML, text."""
+    for parse in (int, float):
+        with contextlib.suppress(ValueError):
+            return parse(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    with contextlib.suppress(yaml.YAMLError):
+        return yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds only str/list/dict
+    return text
+
+
+def check_snakemake_args(argv: list[str], base: str = "config/config.yaml") -> Config:
+    """Check the config arguments of a snakemake command line before Snakemake reads them.
+
+    Snakemake stops with a traceback or a message that names no file on a missing config
+    file, a folder, an empty file or ``--config device`` without ``=value``; this check says
+    what is wrong in one line. Returns the validated configuration (``base`` overlaid with
+    every ``--configfile`` in order, then the ``--config`` values).
+    """
+    files, overrides = [base], {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        opt, eq, inline = arg.partition("=")
+        if opt in ("--configfile", "--configfiles", "--config", "-C"):
+            values = [inline] if eq else []
+            i += 1
+            while not eq and i < len(argv) and not argv[i].startswith("-"):
+                values.append(argv[i])
+                i += 1
+            if not values:
+                example = "config/paper.yaml" if opt.startswith("--configfile") else "device=cpu"
+                raise ConfigError(f"{opt} needs a value (e.g. {opt} {example})")
+            if opt.startswith("--configfile"):
+                files += values
+            else:
+                for item in values:
+                    key, eq2, value = item.partition("=")
+                    if not eq2 or not re.fullmatch(r"[A-Za-z_][\w-]*", key):
+                        raise ConfigError(f"{opt} {item}: expected KEY=VALUE (e.g. {opt} device=cpu)")
+                    overrides[key] = None if value == "" else _config_value(value)
+            continue
+        i += 1
+    return load_config_files(files, overrides)
+
+
 def json_schema() -> dict:
     return Config.model_json_schema()
 
