@@ -546,6 +546,30 @@ def load_config_files(paths, overrides: dict | None = None) -> Config:
     return validate_config(raw, source or None)
 
 
+def retype_cli_value(value):
+    """Give the scalars of a nested ``--config`` value their YAML types.
+
+    Snakemake reads ``--config flipflop="{data: {n_trials: 60}}"`` with YAML's BaseLoader, which
+    makes every scalar a string ("60"); strict validation would refuse them. Each string is read
+    again as a YAML scalar (60, 1.0e-6, true, null); one that does not read as a scalar stays text.
+    """
+    if isinstance(value, dict):
+        return {k: retype_cli_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [retype_cli_value(v) for v in value]
+    if isinstance(value, str):
+        with contextlib.suppress(yaml.YAMLError):
+            typed = yaml.safe_load(value)
+            if typed is None or isinstance(typed, (bool, int, float, str)):
+                return typed if value.strip() else value
+    return value
+
+
+def cli_overrides(config_args: dict) -> dict:
+    """The nested ``--config`` values of Snakemake (``workflow.config_settings.config``), retyped."""
+    return {k: retype_cli_value(v) for k, v in config_args.items() if isinstance(v, (dict, list))}
+
+
 def _config_value(text: str):
     """A ``--config KEY=VALUE`` value as Snakemake reads it: int, float, true/false, YAML, text."""
     for parse in (int, float):
@@ -554,7 +578,7 @@ def _config_value(text: str):
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     with contextlib.suppress(yaml.YAMLError):
-        return yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds only str/list/dict
+        return retype_cli_value(yaml.load(text, Loader=yaml.BaseLoader))  # noqa: S506 - BaseLoader: str/list/dict
     return text
 
 

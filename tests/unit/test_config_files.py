@@ -156,3 +156,15 @@ def test_fuzz_every_leaf_validates_or_raises_config_error():
           f"{counts['valid']} valid, {counts['ConfigError']} ConfigError, 0 other exceptions")
     assert total == len(leaves) * len(MUTATIONS) and len(leaves) > 150
     assert counts["ConfigError"] > counts["valid"]
+
+
+def test_nested_config_values_from_the_command_line_get_their_yaml_types():
+    from gnode.config import cli_overrides
+
+    # what Snakemake's --config flipflop="{data: {...}}" hands over (YAML BaseLoader: all text)
+    given = {"flipflop": {"data": {"n_trials": "60", "seed": "7"}, "analysis": {"lr": "1.0e-2"}}, "device": "cpu",
+             "figures": {"formats": ["png"], "dpi": "100"}, "x": {"flag": "true", "none": "null", "text": "a: b"}}
+    out = cli_overrides(given)
+    assert out["flipflop"] == {"data": {"n_trials": 60, "seed": 7}, "analysis": {"lr": 0.01}}
+    assert out["figures"] == {"formats": ["png"], "dpi": 100} and "device" not in out
+    assert out["x"] == {"flag": True, "none": None, "text": "a: b"}

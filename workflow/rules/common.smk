@@ -4,7 +4,8 @@ import os
 
 from snakemake.logging import logger
 
-from gnode.config import ConfigError, load_config_file, validate_config
+from gnode.config import ConfigError, cli_overrides, load_config_file, merge_config, validate_config
+from gnode import resources as resources_est
 from gnode.runtime import check_device, source_hash
 from gnode.studies import expressivity as ex_study
 from gnode.studies import flipflop as ff
@@ -19,7 +20,8 @@ try:
     for _path in CONFIG_FILES:
         load_config_file(_path)
     _source = ", ".join(CONFIG_FILES) + (" and --config" if workflow.config_settings.config else "")
-    CFG = validate_config(config, _source or None)
+    # nested --config values arrive as text from Snakemake ("60"): give them their YAML types
+    CFG = validate_config(merge_config(config, cli_overrides(workflow.config_settings.config)), _source or None)
     # cuda/mps asked for and absent: an error now, before any job; auto: the log says what it chose
     DEVICE = check_device(CFG.device, log=logger.info)
 except (ConfigError, RuntimeError) as err:
@@ -55,9 +57,31 @@ CODE = {
     "realworld_train": source_hash("gnode.models", "gnode.training", "gnode.studies.realworld", "gnode.io"),
     "realworld_summary": source_hash("gnode.studies.realworld", "gnode.claims", "gnode.io"),
 }
-# memory (MB) of the real-world jobs per dataset: Speech Commands holds ~35k clips x 161 x 20
+# memory (MB) of the real-world data jobs per dataset (decoding the raw files, not modelled by
+# gnode.resources): Speech Commands holds ~35k clips x 161 x 20
 REALWORLD_DATA_MEM = {"walker2d": 2000, "character_trajectories": 2000, "speech_commands": 8000}
-REALWORLD_TRAIN_MEM = {"walker2d": 4000, "character_trajectories": 4000, "speech_commands": 16000}
+
+# Plan-time memory estimate of every training job (gnode.resources): a job that cannot fit this
+# machine stops the workflow now, with the numbers; the others get it as their mem_mb.
+_ESTIMATES = {
+    **{
+        ("flipflop", e, m, n): resources_est.flipflop_estimate(CFG, e, m, n)
+        for e, exp in EXPERIMENTS.items()
+        for m in exp.models
+        for n in exp.sizes_of(m)
+    },
+    **{("realworld", t, m): resources_est.realworld_estimate(CFG, t, m) for t, spec in REALWORLD.items() for m in spec.models},
+}
+try:
+    resources_est.check_fit({"/".join(map(str, k[1:])) + f" ({k[0]} training)": v for k, v in _ESTIMATES.items()}, DEVICE)
+except MemoryError as err:
+    raise WorkflowError(str(err)) from None
+
+
+def train_mem_mb(*key):
+    """mem_mb of a training job: its estimate (4000 for a job outside the configuration)."""
+    est = _ESTIMATES.get(key)
+    return est.mem_mb(on_gpu=bool(USES_GPU)) if est is not None else 4000
 
 # claims files of the study parts; each study's rule file appends its own
 CLAIMS_FILES = []

@@ -33,7 +33,7 @@ rule train_flipflop:
         code=CODE["train"],
     threads: CFG.threads
     resources:
-        mem_mb=4000,
+        mem_mb=lambda w: train_mem_mb("flipflop", w.experiment, w.model, int(w.n)),
         runtime=240,
         gpu=USES_GPU,
     log:

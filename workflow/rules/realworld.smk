@@ -38,7 +38,7 @@ rule train_realworld:
         code=CODE["realworld_train"],
     threads: CFG.threads
     resources:
-        mem_mb=lambda w: REALWORLD_TRAIN_MEM[REALWORLD[w.task].dataset],
+        mem_mb=lambda w: train_mem_mb("realworld", w.task, w.model),
         runtime=720,
         gpu=USES_GPU,
     log:
