@@ -95,7 +95,7 @@ def verify_checksum(path) -> bool:
         raise CorruptFileError(path, f"its checksum record {checksum_path(path).name} is damaged")
     actual = file_sha256(path)
     if actual != expected:
-        raise CorruptFileError(path, f"content sha256 {actual[:12]}… differs from the recorded {expected[:12]}…")
+        raise CorruptFileError(path, f"content sha256 {actual[:16]} differs from the recorded {expected[:16]}")
     return True
 
 

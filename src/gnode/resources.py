@@ -109,7 +109,8 @@ def flipflop_estimate(cfg, experiment: str, model: str, n: int) -> Estimate:
     members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)  # one batch-size group at a time
     # inputs and targets of every trial, plus the long table read from Parquet (~6 numbers a row)
     data_numbers = d.n_trials * d.n_bins * c * (2 + 6)
-    return training_estimate(spec, members, max(exp.batch_size), d.n_bins, d.n_trials - d.n_train,
+    batch = min(max(exp.batch_size), d.n_train)  # a batch holds at most the training set
+    return training_estimate(spec, members, batch, d.n_bins, d.n_trials - d.n_train,
                              data_numbers, cfg.dtype)
 
 
@@ -125,7 +126,7 @@ def realworld_estimate(cfg, task: str, model: str) -> Estimate:
     if all(x is not None for x in limits):
         n_seq = min(n_seq, sum(limits))
     data_numbers = n_seq * seq_len * (numbers_per_bin + 2)  # + elapsed time and mask
-    return training_estimate(spec, len(t.seeds), t.batch_size, seq_len, n_seq, data_numbers, cfg.dtype)
+    return training_estimate(spec, len(t.seeds), min(t.batch_size, n_seq), seq_len, n_seq, data_numbers, cfg.dtype)
 
 
 def machine_memory(device=None) -> tuple[int, int | None]:

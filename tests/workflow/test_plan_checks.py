@@ -22,6 +22,8 @@ def _mps():
     "extra,needle",
     [
         (["dup.yaml"], "config file 'dup.yaml', line 2, column 1: duplicate key 'threads' (first given on line 1"),
+        (["--config", 'flipflop={"data": {"n_trials": 1000000, "n_train": 999000, "n_bins": 100000}}'],
+         "jobs cannot fit this machine's memory"),
         pytest.param(["--config", "device=cuda"], "config key 'device': device: cuda was asked for, but torch sees no CUDA",
                      marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
         pytest.param(["--config", "device=mps"], "config key 'device': device: mps was asked for",

@@ -63,18 +63,18 @@ REALWORLD_DATA_MEM = {"walker2d": 2000, "character_trajectories": 2000, "speech_
 
 # Plan-time memory estimate of every training job (gnode.resources): a job that cannot fit this
 # machine stops the workflow now, with the numbers; the others get it as their mem_mb.
-_ESTIMATES = {
-    **{
-        ("flipflop", e, m, n): resources_est.flipflop_estimate(CFG, e, m, n)
-        for e, exp in EXPERIMENTS.items()
-        for m in exp.models
-        for n in exp.sizes_of(m)
-    },
-    **{("realworld", t, m): resources_est.realworld_estimate(CFG, t, m) for t, spec in REALWORLD.items() for m in spec.models},
-}
 try:
+    _ESTIMATES = {
+        **{
+            ("flipflop", e, m, n): resources_est.flipflop_estimate(CFG, e, m, n)
+            for e, exp in EXPERIMENTS.items()
+            for m in exp.models
+            for n in exp.sizes_of(m)
+        },
+        **{("realworld", t, m): resources_est.realworld_estimate(CFG, t, m) for t, spec in REALWORLD.items() for m in spec.models},
+    }
     resources_est.check_fit({"/".join(map(str, k[1:])) + f" ({k[0]} training)": v for k, v in _ESTIMATES.items()}, DEVICE)
-except MemoryError as err:
+except (MemoryError, ValueError) as err:  # ValueError: no hidden size matches a real-world budget
     raise WorkflowError(str(err)) from None
 
 
@@ -82,6 +82,7 @@ def train_mem_mb(*key):
     """mem_mb of a training job: its estimate (4000 for a job outside the configuration)."""
     est = _ESTIMATES.get(key)
     return est.mem_mb(on_gpu=bool(USES_GPU)) if est is not None else 4000
+
 
 # claims files of the study parts; each study's rule file appends its own
 CLAIMS_FILES = []
