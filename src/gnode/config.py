@@ -388,6 +388,26 @@ def _allowed_keys(loc: tuple) -> list[str]:
     return sorted(model.model_fields) if model is not None else []
 
 
+def _bounds(loc: tuple) -> str:
+    """The range of the field at ``loc`` ("> 0 and <= 1000"), or "" (no field or no bounds)."""
+    model: type[BaseModel] | None = Config
+    field = None
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            field = None if isinstance(part, int) else field
+            continue
+        found = model.model_fields.get(part)
+        if found is None:
+            field = None
+            continue
+        field, model = found, _model_of(found.annotation)
+    if field is None:
+        return ""
+    ops = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    parts = [f"{sym} {getattr(m, k):g}" for m in field.metadata for k, sym in ops.items() if hasattr(m, k)]
+    return " and ".join(parts)
+
+
 # pydantic names the member of a union (float | "adaptive", int | None) as the last parts of
 # an error's location; they are no config keys
 def _is_union_tag(part) -> bool:
@@ -401,11 +421,13 @@ def _shown(value) -> str:
     return json.dumps(value, default=str) if not isinstance(value, (dict, list)) else type(value).__name__
 
 
-def _allowed(e: dict) -> str:
+def _allowed(e: dict, loc: tuple = ()) -> str:
     ctx = e.get("ctx") or {}
     if "expected" in ctx:
         return f"allowed: {ctx['expected']}"
     detail = e["msg"]
+    if e["type"] == "finite_number" and (bounds := _bounds(loc)):
+        detail += f" ({bounds})"
     value = e.get("input")
     if e["type"] in ("float_type", "int_type") and isinstance(value, str):
         with contextlib.suppress(ValueError):
@@ -444,7 +466,7 @@ def format_errors(err: ValidationError, source: str | None = None) -> str:
             merged.setdefault(key, []).append(f"config key '{key}': required but missing")
             continue
         what = "not an allowed name here" if is_key else f"got {_shown(e.get('input'))}"
-        merged.setdefault(key, []).append((what, _allowed(e)))
+        merged.setdefault(key, []).append((what, _allowed(e, loc)))
     lines = []
     for key, items in merged.items():
         plain = [i for i in items if isinstance(i, str)]

@@ -19,7 +19,7 @@ CONFIG_FILES = [os.path.relpath(p) for p in workflow.configfiles]
 try:
     for _path in CONFIG_FILES:
         load_config_file(_path)
-    _source = ", ".join(CONFIG_FILES) + (" and --config" if workflow.config_settings.config else "")
+    _source = ", ".join(CONFIG_FILES) + (" and --config or profile values" if workflow.config_settings.config else "")
     # nested --config values arrive as text from Snakemake ("60"): give them their YAML types
     CFG = validate_config(merge_config(config, cli_overrides(workflow.config_settings.config)), _source or None)
     # cuda/mps asked for and absent: an error now, before any job; auto: the log says what it chose
