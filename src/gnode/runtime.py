@@ -29,12 +29,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def check_device(name: str, log=None) -> torch.device:
+def check_device(name: str, log=None, *, here: bool = True) -> torch.device:
     """The device a run will use, checked when the workflow is planned (before any job).
 
     An explicit ``cuda``/``mps`` that torch cannot see raises :class:`RuntimeError` naming the
     config key; ``auto`` reports its choice through ``log`` (a callable taking one line).
+    ``here=False`` (jobs run on other machines, e.g. a cluster) checks nothing: every job checks
+    again on its own machine.
     """
+    if not here and name != "auto":
+        if log is not None and name != "cpu":
+            log(f"device: {name} is checked on the machines that run the jobs")
+        return torch.device(name)
     try:
         device = resolve_device(name)
     except RuntimeError as err:

@@ -17,3 +17,10 @@ def test_absent_cuda_and_mps_are_errors_naming_the_key(monkeypatch):
     said = []
     assert check_device("auto", log=said.append) == torch.device("cpu") and said == ["device: auto chose cpu"]
     assert check_device("cpu", log=said.append) == torch.device("cpu") and len(said) == 1  # only auto reports
+
+
+def test_planning_for_other_machines_checks_nothing_here(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    said = []
+    assert check_device("cuda", log=said.append, here=False) == torch.device("cuda")
+    assert said == ["device: cuda is checked on the machines that run the jobs"]

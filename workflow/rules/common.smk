@@ -23,7 +23,8 @@ try:
     # nested --config values arrive as text from Snakemake ("60"): give them their YAML types
     CFG = validate_config(merge_config(config, cli_overrides(workflow.config_settings.config)), _source or None)
     # cuda/mps asked for and absent: an error now, before any job; auto: the log says what it chose
-    DEVICE = check_device(CFG.device, log=logger.info)
+    # (a cluster executor plans on a login node: each job checks again where it runs)
+    DEVICE = check_device(CFG.device, log=logger.info, here=workflow.local_exec)
 except (ConfigError, RuntimeError) as err:
     raise WorkflowError(str(err)) from None
 
@@ -73,7 +74,9 @@ try:
         },
         **{("realworld", t, m): resources_est.realworld_estimate(CFG, t, m) for t, spec in REALWORLD.items() for m in spec.models},
     }
-    resources_est.check_fit({"/".join(map(str, k[1:])) + f" ({k[0]} training)": v for k, v in _ESTIMATES.items()}, DEVICE)
+    if workflow.local_exec:  # a cluster's nodes are not this machine: mem_mb asks them
+        _labelled = {"/".join(map(str, k[1:])) + f" ({k[0]} training)": v for k, v in _ESTIMATES.items()}
+        resources_est.check_fit(_labelled, DEVICE)
 except (MemoryError, ValueError) as err:  # ValueError: no hidden size matches a real-world budget
     raise WorkflowError(str(err)) from None
 
