@@ -1,4 +1,4 @@
-"""Plan-time memory estimate of the training jobs, checked against the machine before any job.
+"""Plan-time memory (and runtime) estimate of the training jobs, checked before any job.
 
 A training job holds, for M members of P parameters each, trained on batches of B sequences
 of T Euler steps (bins x substeps):
@@ -127,6 +127,64 @@ def realworld_estimate(cfg, task: str, model: str) -> Estimate:
         n_seq = min(n_seq, sum(limits))
     data_numbers = n_seq * seq_len * (numbers_per_bin + 2)  # + elapsed time and mask
     return training_estimate(spec, len(t.seeds), min(t.batch_size, n_seq), seq_len, n_seq, data_numbers, cfg.dtype)
+
+
+# ------------------------------------------------------------------ runtime
+#: measured on one thread of the development VM's CPU (tests' 2-core VM; gnODE, N = 6, 100, 400 and
+#: GRU N = 100, 2 members, batch 50, 100 bins): seconds per (iteration x bin) of Python overhead
+#: and multiply-adds per second; a GPU or more threads are faster, so this is an upper bound
+SECONDS_PER_STEP = 2.5e-4
+FLOPS_PER_SECOND = 2.0e10
+#: factor on the estimate (slower machines, non-fused solvers) and the least runtime asked for
+RUNTIME_MARGIN = 3.0
+MIN_RUNTIME_MIN = 10
+
+
+def training_seconds(spec, members: int, batch: int, steps: int, n_train: int, n_eval: int, epochs: int) -> float:
+    """Seconds of training ``members`` models for ``epochs`` epochs (single CPU thread).
+
+    Each epoch is ceil(n_train / batch) iterations of a forward and backward pass (3 x the
+    2 P flops per sequence and step) and an evaluation of ``n_eval`` sequences (forward only).
+    """
+    from gnode.models import parameter_count
+
+    euler = steps * spec.substeps * (1 if spec.solver == "native" else _SOLVER_STAGES.get(spec.solver, 1))
+    iterations = math.ceil(n_train / batch) + math.ceil(n_eval / EVAL_CHUNK)
+    flops = members * (3 * n_train + n_eval) * euler * 2 * parameter_count(spec)
+    return epochs * (iterations * euler * SECONDS_PER_STEP + flops / FLOPS_PER_SECOND)
+
+
+def runtime_min(seconds: float) -> int:
+    """A job's ``runtime`` resource (minutes) from its estimated seconds."""
+    return max(MIN_RUNTIME_MIN, int(math.ceil(RUNTIME_MARGIN * seconds / 60)))
+
+
+def flipflop_runtime_min(cfg, experiment: str, model: str, n: int) -> int:
+    """``runtime`` of one flip-flop training job: every batch-size group, one after the other."""
+    from gnode.studies import flipflop as ff
+    from gnode.tasks.flipflop import n_channels
+
+    exp, d = cfg.flipflop.experiments[experiment], cfg.flipflop.data
+    spec = ff.model_spec(exp, model, n, n_channels(exp.task))
+    members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)
+    seconds = sum(
+        training_seconds(spec, members, min(bs, d.n_train), d.n_bins, d.n_train, d.n_trials - d.n_train, exp.epochs)
+        for bs in exp.batch_size
+    )
+    return runtime_min(seconds)
+
+
+def realworld_runtime_min(cfg, task: str, model: str) -> int:
+    """``runtime`` of one real-world training job (all seeds, every epoch: early stopping may end sooner)."""
+    from gnode.models import ModelSpec
+    from gnode.studies import realworld as rw
+
+    t = cfg.realworld.tasks[task]
+    spec = ModelSpec(**rw.job_settings(cfg, task, model)["spec"])
+    seq_len, _, n_seq = DATASET_SHAPES[t.dataset]
+    n_train = min(n_seq, t.limit.train or n_seq)
+    n_eval = min(n_seq, (t.limit.val or n_seq) + (t.limit.test or n_seq))
+    return runtime_min(training_seconds(spec, len(t.seeds), min(t.batch_size, n_train), seq_len, n_train, n_eval, t.epochs))
 
 
 def machine_memory(device=None) -> tuple[int, int | None]:

@@ -63,3 +63,19 @@ def test_realworld_estimate_uses_the_matched_size_and_the_limits():
     e = r.realworld_estimate(cfg, task, "gnode")
     t = cfg.realworld.tasks[task]
     assert e.parameters == pytest.approx(len(t.seeds) * t.budget * 5 * 4, rel=t.tolerance)
+
+
+def test_runtime_model_reproduces_its_calibration_and_grows_with_the_work():
+    cfg = validate_config(BASE)
+    from gnode.studies import flipflop as ff
+
+    exp = cfg.flipflop.experiments["3bit_variable"]
+    # seconds per epoch measured on one CPU thread (2 members, batch 50, 500 + 100 trials, 100 bins)
+    for kind, n, measured in [("gnode", 6, 0.42), ("gnode", 100, 1.08), ("gnode", 400, 6.76), ("gru", 100, 1.52)]:
+        est = r.training_seconds(ff.model_spec(exp, kind, n, 3), 2, 50, 100, 500, 100, epochs=1)
+        assert est == pytest.approx(measured, rel=0.2), (kind, n)
+    spec = ff.model_spec(exp, "gnode", 100, 3)
+    one = r.training_seconds(spec, 2, 50, 100, 500, 100, epochs=10)
+    assert r.training_seconds(spec, 2, 50, 100, 500, 100, epochs=20) == pytest.approx(2 * one)
+    assert r.runtime_min(0) == r.MIN_RUNTIME_MIN and r.runtime_min(3600) == 3 * 60
+    assert r.flipflop_runtime_min(cfg, "3bit_variable", "gnode", 100) >= r.MIN_RUNTIME_MIN

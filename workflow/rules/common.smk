@@ -87,6 +87,15 @@ def train_mem_mb(*key):
     return est.mem_mb(on_gpu=bool(USES_GPU)) if est is not None else 4000
 
 
+def train_runtime_min(study, *key):
+    """runtime (minutes) of a training job: every epoch at the measured CPU cost, x a margin."""
+    fn = resources_est.flipflop_runtime_min if study == "flipflop" else resources_est.realworld_runtime_min
+    try:
+        return fn(CFG, *key)
+    except KeyError:  # a job outside the configuration
+        return 240
+
+
 # claims files of the study parts; each study's rule file appends its own
 CLAIMS_FILES = []
 

@@ -39,7 +39,7 @@ rule train_realworld:
     threads: CFG.threads
     resources:
         mem_mb=lambda w: train_mem_mb("realworld", w.task, w.model),
-        runtime=720,
+        runtime=lambda w: train_runtime_min("realworld", w.task, w.model),
         gpu=USES_GPU,
     log:
         "logs/train_realworld/{task}/{model}.log",
