@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 #: name -> (one-line help, setup(parser) -> run(args) -> exit status)
 COMMANDS: dict[str, tuple[str, Callable]] = {}
@@ -47,11 +47,14 @@ def _verify(p: argparse.ArgumentParser):
               f"{sum(f.kind == verify.STALE for f in findings)} stale checksums")
         removable = [f for f in findings if f.kind != verify.UNCHECKED]
         if removable and not args.delete and sys.stdin.isatty():
-            answer = input(f"delete the {len(removable)} files listed as corrupt or stale so that snakemake rebuilds them? [y/N] ")
+            try:
+                answer = input(f"delete the {len(removable)} files listed as corrupt or stale so that snakemake rebuilds them? [y/N] ")
+            except EOFError:
+                answer = ""
             args.delete = answer.strip().lower() in ("y", "yes")
         if args.delete and removable:
-            for p in verify.delete(removable):
-                print(f"deleted {p}")
+            for gone in verify.delete(removable):
+                print(f"deleted {gone}")
             if corrupt:
                 print("run snakemake again to rebuild them")
             return 0 if not corrupt else 1

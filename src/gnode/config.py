@@ -15,7 +15,6 @@ import sys
 from typing import Annotated, Literal
 
 import yaml
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gnode.models import ACTIVATIONS, INITS, MODEL_KINDS, SOLVERS
@@ -532,7 +531,7 @@ def load_config_file(path) -> dict:
     except OSError as err:
         raise ConfigError(f"{name}: cannot be read ({err.strerror})") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no Python objects
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -600,7 +599,7 @@ def _config_value(text: str):
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     with contextlib.suppress(yaml.YAMLError):
-        return retype_cli_value(yaml.load(text, Loader=yaml.BaseLoader))  # noqa: S506 - BaseLoader: str/list/dict
+        return retype_cli_value(yaml.load(text, Loader=yaml.BaseLoader))  # as Snakemake does
     return text
 
 

@@ -73,7 +73,7 @@ class Estimate:
         return int(math.ceil((BASE_MB + SAFETY * tensors / 2**20) / 100) * 100)
 
     def describe(self) -> str:
-        gib = lambda b: f"{b / 2**30:.2f} GiB"  # noqa: E731
+        gib = lambda b: f"{b / 2**30:.2f} GiB"
         return (f"{gib(self.device_bytes)} = parameters and optimiser {gib(self.parameters)} + activations "
                 f"kept for BPTT {gib(self.activations)} + evaluation {gib(self.evaluation)} + data {gib(self.data)}")
 
@@ -156,7 +156,7 @@ def training_seconds(spec, members: int, batch: int, steps: int, n_train: int, n
 
 def runtime_min(seconds: float) -> int:
     """A job's ``runtime`` resource (minutes) from its estimated seconds."""
-    return max(MIN_RUNTIME_MIN, int(math.ceil(RUNTIME_MARGIN * seconds / 60)))
+    return max(MIN_RUNTIME_MIN, math.ceil(RUNTIME_MARGIN * seconds / 60))
 
 
 def flipflop_runtime_min(cfg, experiment: str, model: str, n: int) -> int:

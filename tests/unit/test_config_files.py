@@ -9,7 +9,13 @@ import pytest
 import yaml
 
 from gnode.__main__ import main
-from gnode.config import ConfigError, check_snakemake_args, load_config_file, load_config_files, validate_config
+from gnode.config import (
+    ConfigError,
+    check_snakemake_args,
+    load_config_file,
+    load_config_files,
+    validate_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = yaml.safe_load((ROOT / "config/config.yaml").read_text())
