@@ -75,7 +75,7 @@ try:
         **{("realworld", t, m): resources_est.realworld_estimate(CFG, t, m) for t, spec in REALWORLD.items() for m in spec.models},
     }
     if workflow.local_exec:  # a cluster's nodes are not this machine: mem_mb asks them
-        _labelled = {"/".join(map(str, k[1:])) + f" ({k[0]} training)": v for k, v in _ESTIMATES.items()}
+        _labelled = {f"{k[0]} training " + " ".join(map(str, k[1:])): v for k, v in _ESTIMATES.items()}
         resources_est.check_fit(_labelled, DEVICE)
 except (MemoryError, ValueError) as err:  # ValueError: no hidden size matches a real-world budget
     raise WorkflowError(str(err)) from None
