@@ -5,4 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup_env.sh
+# Snakemake stops with a traceback (or a message naming no file) on a missing config file, a
+# folder, an empty one or `--config device` without a value: check the arguments first, in one line.
+.venv/bin/python -m gnode check-config -- "$@" || exit 2
 exec .venv/bin/snakemake "$@"

@@ -8,10 +8,13 @@ turns pydantic's errors into messages that name the key, the value and what is a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sys
 from typing import Annotated, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from gnode.models import ACTIVATIONS, INITIAL_STATES, INITS, MODEL_KINDS, SOLVERS
@@ -20,14 +23,27 @@ from gnode.tasks.flipflop import VARIANTS
 
 ModelKind = Literal[MODEL_KINDS]  # type: ignore[valid-type]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$", max_length=64)]
-PosInt = Annotated[int, Field(ge=1)]
+PosInt = Annotated[int, Field(ge=1, le=1_000_000_000)]
+# Upper bounds refuse typos like 1e9 with a message (the plan-time memory estimate in
+# gnode.resources refuses what is in bounds but does not fit the machine).
+Size = Annotated[int, Field(ge=1, le=65_536, description="a phase-space dimension N")]
+Epochs = Annotated[int, Field(ge=1, le=100_000)]
+BatchSize = Annotated[int, Field(ge=1, le=1_000_000)]
+Count = Annotated[int, Field(ge=1, le=100_000_000)]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 LearningRate = Annotated[float, Field(gt=0, le=1)]
 Decay = Annotated[float, Field(ge=0, le=10)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every config model: unknown keys, non-finite floats and type coercion are errors.
+
+    Strict mode keeps YAML's types honest: ``true`` is not the integer 1, ``"600"`` is not 600,
+    ``1.5`` is not an integer (an integer is accepted where a float is expected). No setting of
+    this configuration means anything at infinity or NaN, so no float accepts them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class FlowSettings(Strict):
@@ -41,15 +57,15 @@ class FlowSettings(Strict):
 class IntegrationSettings(Strict):
     """Time constant, bin width and solver of the continuous models."""
 
-    tau: float = Field(0.01, gt=0, description="time constant tau (trial time units; a trial is [0, 1])")
-    dt: float = Field(0.01, gt=0, description="width of one input bin (1 / n_bins for the flip-flop)")
+    tau: float = Field(0.01, gt=0, le=1000, description="time constant tau (trial time units; a trial is [0, 1])")
+    dt: float = Field(0.01, gt=0, le=1, description="width of one input bin (1 / n_bins for the flip-flop)")
     substeps: int = Field(1, ge=1, le=100, description="Euler sub-steps per bin")
     solver: Literal[SOLVERS] = Field(  # type: ignore[valid-type]
         "native", description="native: our Euler scan; euler, rk4, dopri5: torchdiffeq, bin by bin"
     )
     adjoint: bool = Field(False, description="torchdiffeq adjoint method (solver != native)")
-    rtol: float = Field(1e-6, gt=0, description="relative tolerance (dopri5)")
-    atol: float = Field(1e-8, gt=0, description="absolute tolerance (dopri5)")
+    rtol: float = Field(1e-6, gt=0, lt=1, description="relative tolerance (dopri5)")
+    atol: float = Field(1e-8, gt=0, lt=1, description="absolute tolerance (dopri5)")
     init: Literal[INITS] = Field(  # type: ignore[valid-type]
         "xavier",
         description="xavier: Glorot-uniform weights, biases N(0, 1e-3^2) (the authors' default); critical: the "
@@ -69,7 +85,7 @@ class FlipFlopData(Strict):
     """Trials of the flip-flop tasks (SPEC: 600 trials, 500 train, 100 bins, 3-bin pulses)."""
 
     n_trials: int = Field(600, ge=2, le=1_000_000, description="trials generated per task")
-    n_train: int = Field(500, ge=1, description="the first n_train trials train, the rest test")
+    n_train: int = Field(500, ge=1, le=1_000_000, description="the first n_train trials train, the rest test")
     n_bins: int = Field(100, ge=3, le=100_000, description="time bins per trial over t in [0, 1]")
     pulse_width: int = Field(3, ge=1, le=100, description="bins per pulse")
     seed: Seed = Field(1234, description="seed of the generated trials")
@@ -92,19 +108,19 @@ class Experiment(Strict):
 
     task: Literal[VARIANTS] = Field(description="flip-flop variant")  # type: ignore[valid-type]
     models: list[ModelKind] = Field(min_length=1, description="models trained")
-    sizes: list[PosInt] = Field(min_length=1, description="phase-space dimensions N (of every model not in model_sizes)")
-    model_sizes: dict[ModelKind, list[PosInt]] = Field(
+    sizes: list[Size] = Field(min_length=1, description="phase-space dimensions N (of every model not in model_sizes)")
+    model_sizes: dict[ModelKind, list[Size]] = Field(
         default_factory=dict,
         description="per-model sizes N overriding `sizes` for the models listed (e.g. gnode: [100, 6, 3])",
     )
-    epochs: PosInt = Field(description="training epochs")
+    epochs: Epochs = Field(description="training epochs")
     seeds: list[Seed] = Field(min_length=1, description="initialisation and data-order seeds")
     lr: dict[ModelKind, list[LearningRate]] = Field(description="learning rates per model (grid axis)")
     weight_decay: list[Decay] = Field(min_length=1, description="AdamW weight decays (grid axis)")
-    batch_size: list[PosInt] = Field(min_length=1, description="batch sizes (grid axis)")
+    batch_size: list[BatchSize] = Field(min_length=1, description="batch sizes (grid axis)")
     flow: FlowSettings = Field(default_factory=FlowSettings)
     integration: IntegrationSettings = Field(default_factory=IntegrationSettings)
-    checkpoint_every: int = Field(10, ge=0, description="epochs between checkpoints (0: none)")
+    checkpoint_every: int = Field(10, ge=0, le=100_000, description="epochs between checkpoints (0: none)")
     initial_state: Literal[INITIAL_STATES] = Field(  # type: ignore[valid-type]
         "zeros",
         description="h0 of every model: zeros; learned (a trained vector); learned_affine (h0 = A x_1 + b of the "
@@ -148,10 +164,10 @@ class AttractorAnalysis(Strict):
     n_initial: int = Field(256, ge=1, le=100_000, description="initial states of the fixed-point search")
     n_iter: int = Field(1500, ge=1, le=1_000_000, description="max Adam steps of the fixed-point search")
     lr: float = Field(0.01, gt=0, le=10, description="Adam step of the search (state units)")
-    noise_std: float = Field(0.01, ge=0, description="noise added to the initial states (state units)")
-    slow_speed: float = Field(0.05, gt=0, description="a slow point moves slower than this (kept by the search)")
-    fixed_speed: float = Field(1e-3, gt=0, description="a fixed point moves slower than this (<= slow_speed)")
-    dedup_tol: float = Field(1e-3, ge=0, description="points closer than this (state units) are merged")
+    noise_std: float = Field(0.01, ge=0, le=1000, description="noise added to the initial states (state units)")
+    slow_speed: float = Field(0.05, gt=0, le=1e6, description="a slow point moves slower than this (kept by the search)")
+    fixed_speed: float = Field(1e-3, gt=0, le=1e6, description="a fixed point moves slower than this (<= slow_speed)")
+    dedup_tol: float = Field(1e-3, ge=0, le=1e6, description="points closer than this (state units) are merged")
     max_points: int = Field(500, ge=1, le=100_000, description="keep at most this many points (slowest first)")
     trajectory_trials: int = Field(20, ge=1, le=10_000, description="test trials whose states seed the search and are drawn")
     grid_points: int = Field(41, ge=5, le=1000, description="grid per axis of the speed background (N = 2)")
@@ -172,18 +188,18 @@ class FlipFlopClaims(Strict):
     """Thresholds of the flip-flop claims (results/flipflop/claims.parquet), fixed before the run."""
 
     small_vs_large_margin: float = Field(
-        2.0, ge=1, description="3-bit variable: smallest gnODE's best test MSE <= margin x largest gnODE's"
+        2.0, ge=1, le=1e6, description="3-bit variable: smallest gnODE's best test MSE <= margin x largest gnODE's"
     )
-    gating_ratio: float = Field(1.0, gt=0, description="gnODE / nODE best test MSE must be below this")
+    gating_ratio: float = Field(1.0, gt=0, le=1e6, description="gnODE / nODE best test MSE must be below this")
     low_dim_r2: float = Field(0.8, ge=0, le=1, description="2-bit tasks: variance of the targets the N=2 gnODE explains")
-    ring_radius_cv: float = Field(0.1, gt=0, description="ring task: max coefficient of variation of the slow points' readout radius")
+    ring_radius_cv: float = Field(0.1, gt=0, le=1000, description="ring task: max coefficient of variation of the slow points' readout radius")
     ring_coverage: float = Field(0.5, ge=0, le=1, description="ring task: min fraction of 12 angle sectors holding a slow point")
     memory_error: float = Field(
-        0.25, gt=0, description="continuous tasks: max mean ||readout - stored value|| / mean ||stored value|| of the "
+        0.25, gt=0, le=1000, description="continuous tasks: max mean ||readout - stored value|| / mean ||stored value|| of the "
         "best gnODE at settling, one trial length later and at the end of the memory test (a constant readout: ~1)"
     )
     memory_drift: float = Field(
-        0.25, gt=0, description="continuous tasks: max readout drift from settling to the end of the memory test "
+        0.25, gt=0, le=1000, description="continuous tasks: max readout drift from settling to the end of the memory test "
         "relative to the stored value (a model that forgets at once also passes)"
     )
     square_rank: int = Field(
@@ -191,7 +207,7 @@ class FlipFlopClaims(Strict):
         "must be at most this (1: the gnODE is best)"
     )
     fixed_target_tol: float = Field(
-        0.25, gt=0, description="2bit_fixed: max readout distance from each target (+-1, +-1) to the nearest stable "
+        0.25, gt=0, le=100, description="2bit_fixed: max readout distance from each target (+-1, +-1) to the nearest stable "
         "fixed point of the N=2 gnODE"
     )
 
@@ -214,26 +230,26 @@ class ExpressivityFlow(Strict):
 class ExpressivitySettings(Strict):
     """The expressivity measure and its sweep (docs/expressivity.md documents every key)."""
 
-    n: list[PosInt] = Field(min_length=1, description="phase-space dimensions N of the sweep")
+    n: list[Size] = Field(min_length=1, description="phase-space dimensions N of the sweep")
     flows: list[ExpressivityFlow] = Field(min_length=1, description="flow fields, simplest to richest")
     gated: list[bool] = Field(min_length=1, description="gnODE (true) and/or nODE (false)")
     k_max: int = Field(ge=1, le=32, description="largest number of sinusoids K in a target")
     targets_per_k: int = Field(ge=1, le=100, description="random targets per K (the median is scored)")
     t_steps: int = Field(ge=10, le=100_000, description="Euler steps of a target window")
     output_dim: int = Field(1, ge=1, le=16, description="channels of a target")
-    f_min: float = Field(2.0, gt=0, description="lowest frequency (cycles per window)")
-    min_gap: float = Field(1.5, gt=0, description="minimal gap between a target's frequencies (cycles per window)")
-    band_slack: float = Field(2.5, ge=0, description="extra width of the frequency band (cycles per window)")
+    f_min: float = Field(2.0, gt=0, le=10_000, description="lowest frequency (cycles per window)")
+    min_gap: float = Field(1.5, gt=0, le=10_000, description="minimal gap between a target's frequencies (cycles per window)")
+    band_slack: float = Field(2.5, ge=0, le=10_000, description="extra width of the frequency band (cycles per window)")
     alpha: float = Field(0.1, gt=0, le=1, description="Euler factor dt/tau of the autonomous models")
-    clamp: float = Field(1000.0, gt=0, description="state clamp (guards against blow-ups; hits are counted)")
+    clamp: float = Field(1000.0, gt=0, le=1e12, description="state clamp (guards against blow-ups; hits are counted)")
     init: Literal["oscillator", "xavier"] = Field("oscillator", description="initialisation of the fits")
     restarts: int = Field(ge=1, le=100, description="restarts per fit; the best R2 is kept")
     steps: int = Field(ge=1, le=1_000_000, description="Adam steps per fit (the same budget for every class)")
     lr: float = Field(1e-2, gt=0, le=1, description="learning rate")
     lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
-    grad_clip: float = Field(1.0, gt=0, description="gradient-norm clip per fit")
-    threshold: float | Literal["adaptive"] = Field(
+    weight_decay: float = Field(0.0, ge=0, le=10, description="AdamW weight decay")
+    grad_clip: float = Field(1.0, gt=0, le=1e6, description="gradient-norm clip per fit")
+    threshold: Annotated[float, Field(gt=0, le=1)] | Literal["adaptive"] = Field(
         "adaptive", description="R2 a class must reach at K: a number, or adaptive = 1 - 1/(2K)"
     )
     max_members: int = Field(256, ge=1, le=100_000, description="fits batched in one ensemble at most")
@@ -280,9 +296,9 @@ class DataSources(Strict):
 class SplitLimits(Strict):
     """At most this many sequences per split, a seeded random subset (null: all), for reduced runs."""
 
-    train: PosInt | None = Field(None, description="training sequences kept (null: all)")
-    val: PosInt | None = Field(None, description="validation sequences kept (null: all)")
-    test: PosInt | None = Field(None, description="test sequences kept (null: all)")
+    train: Count | None = Field(None, description="training sequences kept (null: all)")
+    val: Count | None = Field(None, description="validation sequences kept (null: all)")
+    test: Count | None = Field(None, description="test sequences kept (null: all)")
 
 
 class RealWorldFlow(Strict):
@@ -296,7 +312,7 @@ class RealWorldFlow(Strict):
 class RealWorldIntegration(Strict):
     """Euler integration of nODE/gnODE over the elapsed time of each bin (in the data's own time unit)."""
 
-    tau: float = Field(1.0, gt=0, description="time constant tau, in the data's time unit (Walker2d: one "
+    tau: float = Field(1.0, gt=0, le=1e6, description="time constant tau, in the data's time unit (Walker2d: one "
                        "simulation step; CharacterTrajectories: one sample; Speech Commands: one frame)")
     substeps: int = Field(1, ge=1, le=100, description="Euler sub-steps per bin; the step of a bin is dt / substeps")
     # the authors' critical rule needs the mean input, which these jobs do not pass: not offered here
@@ -315,26 +331,26 @@ class RealWorldTask(Strict):
 
     dataset: Dataset = Field(description="which benchmark (data.<dataset> says where its files are)")
     drop_rate: float = Field(0.0, ge=0, lt=1, description="character_trajectories: fraction of each sequence's points dropped")
-    max_per_class: PosInt | None = Field(None, description="speech_commands: at most this many clips per word and split")
+    max_per_class: Count | None = Field(None, description="speech_commands: at most this many clips per word and split")
     limit: SplitLimits = Field(default_factory=SplitLimits)
     standardize: bool = Field(True, description="walker2d: standardise inputs and targets with the training "
                               "state mean/std; the loss weights each channel by its variance, so loss and test MSE "
                               "are those of the raw state (the benchmark's metric)")
     models: list[ModelKind] = Field(min_length=1, description="models trained")
     seeds: list[Seed] = Field(min_length=1, description="initialisation and data-order seeds (one trained model each)")
-    budget: PosInt = Field(description="trainable parameters per model (readout included)")
+    budget: Annotated[int, Field(ge=1, le=100_000_000)] = Field(description="trainable parameters per model (readout included)")
     tolerance: float = Field(0.1, gt=0, le=0.5, description="allowed relative deviation from the budget")
     flow: RealWorldFlow = Field(default_factory=RealWorldFlow)
     integration: RealWorldIntegration = Field(default_factory=RealWorldIntegration)
-    epochs: PosInt = Field(description="maximum training epochs")
-    batch_size: PosInt = Field(128, description="sequences per batch")
+    epochs: Epochs = Field(description="maximum training epochs")
+    batch_size: BatchSize = Field(128, description="sequences per batch")
     lr: dict[ModelKind, LearningRate] = Field(description="AdamW learning rate per model")
     weight_decay: Decay = Field(0.0, description="AdamW weight decay")
     schedule: Literal["constant", "cosine"] = Field("constant", description="learning rate over the epochs")
     min_lr_factor: float = Field(0.0, ge=0, le=1, description="cosine: final lr as a fraction of lr")
-    grad_clip: float | None = Field(None, gt=0, description="max gradient norm per model (null: no clipping)")
-    patience: int = Field(10, ge=0, description="early stopping: epochs without validation improvement (0: never)")
-    checkpoint_every: int = Field(5, ge=0, description="epochs between checkpoints (0: none)")
+    grad_clip: float | None = Field(None, gt=0, le=1e6, description="max gradient norm per model (null: no clipping)")
+    patience: int = Field(10, ge=0, le=100_000, description="early stopping: epochs without validation improvement (0: never)")
+    checkpoint_every: int = Field(5, ge=0, le=100_000, description="epochs between checkpoints (0: none)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -403,7 +419,7 @@ class TrainabilitySettings(Strict):
         "fixed_random",
         description="h0 of every member (the authors' 3-bit variable: fixed_random, a Glorot-normal draw, not trained)",
     )
-    checkpoint_every: int = Field(10, ge=0, description="epochs between checkpoints (0: none)")
+    checkpoint_every: int = Field(10, ge=0, le=100_000, description="epochs between checkpoints (0: none)")
     claims: TrainabilityClaims
 
     @model_validator(mode="after")
@@ -450,54 +466,281 @@ def _loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    """The field names of the model found at ``loc`` (dict entries like experiment names skipped)."""
+def _model_of(ann) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (through list[...], dict[..., ...], X | None)."""
     import typing
 
-    model: type[BaseModel] = Config
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann)[::-1]:  # dict[K, V]: V is last
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The field names of the model found at ``loc`` (list indices and dict entries skipped)."""
+    model: type[BaseModel] | None = Config
     for part in loc:
         if isinstance(part, int) or model is None:
             continue
         field = model.model_fields.get(part)
         if field is None:
-            continue
-        ann = field.annotation
-        if typing.get_origin(ann) is dict:
-            ann = typing.get_args(ann)[1]
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+            continue  # a dict entry (an experiment's name, ...): the value's model stays
+        model = _model_of(field.annotation)
     return sorted(model.model_fields) if model is not None else []
 
 
-def format_errors(err: ValidationError) -> str:
-    lines = []
+def _bounds(loc: tuple) -> str:
+    """The range of the field at ``loc`` ("> 0 and <= 1000"), or "" (no field or no bounds)."""
+    model: type[BaseModel] | None = Config
+    field = None
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            field = None if isinstance(part, int) else field
+            continue
+        found = model.model_fields.get(part)
+        if found is None:
+            field = None
+            continue
+        field, model = found, _model_of(found.annotation)
+    if field is None:
+        return ""
+    ops = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    parts = [f"{sym} {getattr(m, k):g}" for m in field.metadata for k, sym in ops.items() if hasattr(m, k)]
+    return " and ".join(parts)
+
+
+# pydantic names the member of a union (float | "adaptive", int | None) as the last parts of
+# an error's location; they are no config keys
+def _is_union_tag(part) -> bool:
+    return isinstance(part, str) and (
+        part in {"int", "float", "str", "bool", "none", "list", "dict"}
+        or part.startswith(("literal[", "function-", "constrained-"))
+    )
+
+
+def _shown(value) -> str:
+    return json.dumps(value, default=str) if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def _allowed(e: dict, loc: tuple = ()) -> str:
+    ctx = e.get("ctx") or {}
+    if "expected" in ctx:
+        return f"allowed: {ctx['expected']}"
+    detail = e["msg"]
+    if e["type"] == "finite_number" and (bounds := _bounds(loc)):
+        detail += f" ({bounds})"
+    value = e.get("input")
+    if e["type"] in ("float_type", "int_type") and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            float(value)
+            if re.fullmatch(r"[+-]?[0-9]+[eE][+-]?[0-9]+", value.strip()):
+                # YAML 1.1 (PyYAML, Snakemake) reads 1e-6 as text; 1.0e-6 is a number
+                detail += " (YAML reads this as text: write the number with a dot and a signed exponent, e.g. 1.0e-6)"
+            else:
+                detail += " (a number written as text: remove the quotes)"
+    if e["type"] in ("int_type", "int_from_float") and isinstance(value, bool):
+        detail += " (true/false are not numbers here)"
+    return detail
+
+
+def format_errors(err: ValidationError, source: str | None = None) -> str:
+    """One line per bad key: the key, the value given and what is allowed.
+
+    Errors of the members of a union (``threshold: float | "adaptive"``) merge into one line
+    listing every alternative. ``source`` (the config files) is named in the heading.
+    """
+    merged: dict[str, list] = {}
     for e in err.errors():
-        # pydantic appends the validator name for tagged unions etc.; keep only data keys
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = list(e["loc"])
+        while loc and _is_union_tag(loc[-1]):
+            loc.pop()
+        loc = tuple(p for p in loc if not _is_union_tag(p))
         is_key = bool(loc) and loc[-1] == "[key]"  # pydantic's marker for a bad dictionary key
         key = _loc(loc[:-1] if is_key else loc)
         kind = e["type"]
-        value = e.get("input")
         if kind == "extra_forbidden":
             allowed = _allowed_keys(loc[:-1])
-            lines.append(f"config key '{key}': unknown key; allowed keys here: {', '.join(allowed)}")
+            where = f"allowed keys here: {', '.join(allowed)}" if allowed else "this entry takes no keys"
+            merged.setdefault(key, []).append(f"config key '{key}': unknown key; {where}")
             continue
         if kind == "missing":
-            lines.append(f"config key '{key}': required but missing")
+            merged.setdefault(key, []).append(f"config key '{key}': required but missing")
             continue
-        ctx = e.get("ctx") or {}
-        shown = json.dumps(value, default=str) if not isinstance(value, (dict, list)) else type(value).__name__
-        detail = f"allowed: {ctx['expected']}" if "expected" in ctx else e["msg"]
-        what = "not an allowed name here" if is_key else f"got {shown}"
-        lines.append(f"config key '{key}': {what}; {detail}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+        what = "not an allowed name here" if is_key else f"got {_shown(e.get('input'))}"
+        merged.setdefault(key, []).append((what, _allowed(e, loc)))
+    lines = []
+    for key, items in merged.items():
+        plain = [i for i in items if isinstance(i, str)]
+        pairs = [i for i in items if not isinstance(i, str)]
+        lines += plain
+        if pairs:
+            lines.append(f"config key '{key}': {pairs[0][0]}; " + "; or ".join(dict.fromkeys(p[1] for p in pairs)))
+    head = f"invalid configuration ({source}):" if source else "invalid configuration:"
+    return head + "\n  " + "\n  ".join(lines)
 
 
-def validate_config(raw: dict) -> Config:
-    """Validate a plain config dict; raise :class:`ConfigError` naming each bad key."""
+def validate_config(raw: dict, source: str | None = None) -> Config:
+    """Validate a plain config dict; raise :class:`ConfigError` naming each bad key.
+
+    ``source`` names where ``raw`` came from (the config files) in the message.
+    """
+    if not isinstance(raw, dict):
+        where = f" ({source})" if source else ""
+        raise ConfigError(f"invalid configuration{where}: the top level must be a mapping of keys, got {type(raw).__name__}")
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(format_errors(err)) from None
+        raise ConfigError(format_errors(err, source)) from None
+
+
+# ------------------------------------------------------------------ config files
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice in one mapping (the last would win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"duplicate key {key!r} (first given on line {seen[key] + 1}; the last would silently win)",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def load_config_file(path) -> dict:
+    """Read one config file (YAML or JSON) strictly; every problem is a :class:`ConfigError` naming the file.
+
+    Refused: a missing file, a folder, a file that is not UTF-8, a YAML syntax error (with its
+    line and column; tabs cannot indent YAML), a duplicate key, an empty or comment-only file and
+    a top level that is not a mapping.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    name = f"config file {str(path)!r}"
+    if not path.exists():
+        raise ConfigError(f"{name}: not found (working directory: {Path.cwd()})")
+    if path.is_dir():
+        raise ConfigError(f"{name}: is a folder, not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{name}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{name}: cannot be read ({err.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no Python objects
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = err.problem or str(err)
+        if "\t" in problem or "'\\t'" in problem:
+            problem += " (tabs cannot indent YAML: use spaces)"
+        raise ConfigError(f"{name}{where}: {problem}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{name}: not valid YAML ({err})") from None
+    if data is None:
+        raise ConfigError(f"{name}: holds no settings (empty or only comments); a config file is a mapping of keys")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: the top level is a {type(data).__name__}; it must be a mapping of keys (key: value)")
+    return data
+
+
+def merge_config(base: dict, over: dict) -> dict:
+    """Snakemake's overlay of config files: nested mappings merge, everything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config_files(paths, overrides: dict | None = None) -> Config:
+    """Load, overlay (in order) and validate config files; errors name the file or the files."""
+    raw: dict = {}
+    for p in paths:
+        raw = merge_config(raw, load_config_file(p))
+    if overrides:
+        raw = merge_config(raw, overrides)
+    source = ", ".join(map(str, paths)) + (" and --config" if overrides else "")
+    return validate_config(raw, source or None)
+
+
+def retype_cli_value(value):
+    """Give the scalars of a nested ``--config`` value their YAML types.
+
+    Snakemake reads ``--config flipflop="{data: {n_trials: 60}}"`` with YAML's BaseLoader, which
+    makes every scalar a string ("60"); strict validation would refuse them. Each string is read
+    again as a YAML scalar (60, 1.0e-6, true, null); one that does not read as a scalar stays text.
+    """
+    if isinstance(value, dict):
+        return {k: retype_cli_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [retype_cli_value(v) for v in value]
+    if isinstance(value, str):
+        with contextlib.suppress(yaml.YAMLError):
+            typed = yaml.safe_load(value)
+            if typed is None or isinstance(typed, (bool, int, float, str)):
+                return typed if value.strip() else value
+    return value
+
+
+def cli_overrides(config_args: dict) -> dict:
+    """The nested ``--config`` values of Snakemake (``workflow.config_settings.config``), retyped."""
+    return {k: retype_cli_value(v) for k, v in config_args.items() if isinstance(v, (dict, list))}
+
+
+def _config_value(text: str):
+    """A ``--config KEY=VALUE`` value as Snakemake reads it: int, float, true/false, YAML, text."""
+    for parse in (int, float):
+        with contextlib.suppress(ValueError):
+            return parse(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    with contextlib.suppress(yaml.YAMLError):
+        return retype_cli_value(yaml.load(text, Loader=yaml.BaseLoader))  # as Snakemake does
+    return text
+
+
+def check_snakemake_args(argv: list[str], base: str = "config/config.yaml") -> Config:
+    """Check the config arguments of a snakemake command line before Snakemake reads them.
+
+    Snakemake stops with a traceback or a message that names no file on a missing config
+    file, a folder, an empty file or ``--config device`` without ``=value``; this check says
+    what is wrong in one line. Returns the validated configuration (``base`` overlaid with
+    every ``--configfile`` in order, then the ``--config`` values).
+    """
+    files, overrides = [base], {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        opt, eq, inline = arg.partition("=")
+        if opt in ("--configfile", "--configfiles", "--config", "-C"):
+            values = [inline] if eq else []
+            i += 1
+            while not eq and i < len(argv) and not argv[i].startswith("-"):
+                values.append(argv[i])
+                i += 1
+            if not values:
+                example = "config/paper.yaml" if opt.startswith("--configfile") else "device=cpu"
+                raise ConfigError(f"{opt} needs a value (e.g. {opt} {example})")
+            if opt.startswith("--configfile"):
+                files += values
+            else:
+                for item in values:
+                    key, eq2, value = item.partition("=")
+                    if not eq2 or not re.fullmatch(r"[A-Za-z_][\w-]*", key):
+                        raise ConfigError(f"{opt} {item}: expected KEY=VALUE (e.g. {opt} device=cpu)")
+                    overrides[key] = None if value == "" else _config_value(value)
+            continue
+        i += 1
+    return load_config_files(files, overrides)
 
 
 def json_schema() -> dict:

@@ -1,8 +1,23 @@
-"""Parquet I/O with explicit schemas and provenance, and atomic file writes.
+"""Parquet I/O with explicit schemas and provenance, atomic file writes and integrity checks.
 
 Every table the workflow writes goes through :func:`write_table`: the file appears only when
 complete (written to a temporary name in the same folder, then renamed), and its schema
 metadata carries a JSON ``gnode`` entry with the provenance of the run.
+
+Integrity. Every file written through :func:`atomic_path` (tables, ``model.pt``, checkpoints,
+HTML reports) gets a SHA-256 of its content recorded beside it in ``<name>.sha256``
+(``sha256sum`` format: ``sha256sum -c`` checks it too). Parquet files also carry page checksums
+(CRC32 of every data page), verified on every read. Readers (:func:`read_table`,
+:func:`verify_checksum` before ``torch.load``) check the content first and raise
+:class:`CorruptFileError` naming the file; ``python -m gnode verify results/`` checks a whole tree.
+
+Why a sidecar and not a manifest: each job writes only its own files, so a sidecar needs no
+lock between parallel jobs, and it is renamed into place right after its file. It is not a
+declared Snakemake output: when Snakemake deletes an output before re-running its job, the
+sidecar stays until the job writes both again; a sidecar whose file is missing is stale and
+ignored by readers (``verify`` lists it and ``--delete`` removes it). A file rewritten by
+anything but :func:`atomic_path` while its sidecar stays is reported as corrupt, which errs
+on the safe side (delete, rebuild).
 """
 
 from __future__ import annotations
@@ -26,9 +41,72 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+CHECKSUM_SUFFIX = ".sha256"
+
+
+class CorruptFileError(RuntimeError):
+    """A result file whose content is not what was written (a flipped byte, a truncation)."""
+
+    def __init__(self, path, problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(
+            f"corrupt file {path}: {problem}. Delete it (python -m gnode verify --delete) and run "
+            "snakemake again to rebuild it"
+        )
+
+
+def checksum_path(path) -> Path:
+    """Where the SHA-256 of ``path`` is recorded: ``<path>.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def recorded_sha256(path) -> str | None:
+    """The SHA-256 recorded for ``path``, or None when no (readable) record exists."""
+    side = checksum_path(path)
+    try:
+        text = side.read_text(encoding="ascii").split()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    return text[0].lower() if text else ""
+
+
+def verify_checksum(path) -> bool:
+    """Check ``path`` against its recorded SHA-256; True if checked, False if none is recorded.
+
+    Raises :class:`CorruptFileError` naming the file when the content differs or the record
+    is unreadable, and ``FileNotFoundError`` when the file is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    expected = recorded_sha256(path)
+    if expected is None:
+        return False
+    if len(expected) != 64:
+        raise CorruptFileError(path, f"its checksum record {checksum_path(path).name} is damaged")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise CorruptFileError(path, f"content sha256 {actual[:16]} differs from the recorded {expected[:16]}")
+    return True
+
+
 @contextlib.contextmanager
-def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+def atomic_path(path, *, checksum: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    With ``checksum`` the SHA-256 of the content is recorded in ``<path>.sha256`` (written
+    atomically too, right after the file; a kill between the two renames leaves a mismatch,
+    which readers report as corrupt rather than trust).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -36,11 +114,20 @@ def atomic_path(path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are shared files
+        digest = file_sha256(tmp) if checksum else None
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    side = checksum_path(path)
+    if digest is not None:
+        with atomic_path(side, checksum=False) as tmp_side:
+            tmp_side.write_text(f"{digest}  {path.name}\n", encoding="ascii")
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            if side.is_file() and not path.name.endswith(CHECKSUM_SUFFIX):
+                side.unlink()  # an old record of an earlier content would be stale
 
 
 def config_hash(config: Mapping) -> str:
@@ -108,12 +195,27 @@ def write_table(df: pd.DataFrame, path, schema: pa.Schema, prov: Mapping) -> Non
     meta[PROVENANCE_KEY] = json.dumps(dict(prov), sort_keys=True, default=str).encode()
     table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, write_page_checksum=True)
+
+
+def read_arrow(path) -> pa.Table:
+    """Read a Parquet file after checking its recorded SHA-256 and every page checksum.
+
+    Raises :class:`CorruptFileError` naming the file when either check fails or the file
+    cannot be parsed (a truncation).
+    """
+    verify_checksum(path)
+    try:
+        return pq.read_table(path, page_checksum_verification=True)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        if not Path(path).is_file():
+            raise
+        raise CorruptFileError(path, f"unreadable Parquet ({type(err).__name__}: {err})") from None
 
 
 def read_table(path) -> pd.DataFrame:
-    """Read a Parquet table into pandas."""
-    return pq.read_table(path).to_pandas()
+    """Read a Parquet table into pandas (verified first, see :func:`read_arrow`)."""
+    return read_arrow(path).to_pandas()
 
 
 def read_provenance(path) -> dict:

@@ -647,6 +647,9 @@ def save_model(model: RecurrentEnsemble, path, *, extra: dict | None = None) -> 
 
 def load_model(path, *, device=None, dtype=None) -> tuple[RecurrentEnsemble, dict]:
     """Read a file of :func:`save_model`; returns (model, extra)."""
+    from gnode.io import verify_checksum
+
+    verify_checksum(path)  # a flipped byte: CorruptFileError naming the file, before torch reads it
     blob = torch.load(path, map_location="cpu", weights_only=True)
     spec = dict(blob["spec"])
     if "learn_h0" in spec:  # a file from before initial_state; its "critical" was the iterated rule

@@ -1,9 +1,8 @@
-"""Run-time helpers shared by jobs: device resolution, threads, seeds, logging, source hashes."""
+"""Run-time helpers shared by jobs: device resolution and checks, threads, seeds, logging (code hashes: gnode.codegraph)."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -27,6 +26,36 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise RuntimeError("device: mps was asked for, but it is not available (use device: auto or cpu)")
     return torch.device(name)
+
+
+def check_device(name: str, log=None, *, here: bool = True) -> torch.device:
+    """The device a run will use, checked when the workflow is planned (before any job).
+
+    An explicit ``cuda``/``mps`` that torch cannot see raises :class:`RuntimeError` naming the
+    config key; ``auto`` reports its choice through ``log`` (a callable taking one line).
+    ``here=False`` (jobs run on other machines, e.g. a cluster) checks nothing: every job checks
+    again on its own machine.
+    """
+    if not here and name != "auto":
+        if log is not None and name != "cpu":
+            log(f"device: {name} is checked on the machines that run the jobs")
+        return torch.device(name)
+    try:
+        device = resolve_device(name)
+    except RuntimeError as err:
+        raise RuntimeError(f"config key 'device': {err}") from None
+    if name == "auto" and log is not None:
+        what = device_description(device)
+        log(f"device: auto chose {what}")
+    return device
+
+
+def device_description(device: torch.device) -> str:
+    """A short readable name: 'cuda (NVIDIA H200, 139.8 GiB)', 'mps', 'cpu'."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"cuda ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
+    return device.type
 
 
 def derive_seed(*parts: int) -> int:
@@ -63,20 +92,3 @@ def setup_job(threads: int = 1, log_file: str | Path | None = None, level: int =
 
     sys.excepthook = hook
     return root
-
-
-def source_hash(*modules: str) -> str:
-    """Hash of the source files of gnode modules (``"gnode.models"``, packages recurse).
-
-    Snakemake does not see changes inside an imported package; rules carry this hash in their
-    params so that a change to the code a job runs re-runs that job.
-    """
-    h = hashlib.sha256()
-    for name in sorted(modules):
-        mod = importlib.import_module(name)
-        path = Path(mod.__file__)
-        files = sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]
-        for f in files:
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]

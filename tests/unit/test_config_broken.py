@@ -29,7 +29,7 @@ BROKEN = [
     (("device",), None, "'device'"),
     (("flipflop",), [], "'flipflop'"),
     (("flipflop", "data"), "all", "'flipflop.data'"),
-    (("flipflop", "data", "n_trials"), "600", None),  # numeric strings are accepted by pydantic: see below
+    (("flipflop", "data", "n_trials"), "600", "got \"600\"; Input should be a valid integer (a number written as text"),
     (("flipflop", "data", "n_trials"), 60.5, "'flipflop.data.n_trials'"),
     (("flipflop", "data", "n_bins"), [100], "'flipflop.data.n_bins'"),
     (("flipflop", "experiments"), [], "'flipflop.experiments'"),
@@ -43,7 +43,8 @@ BROKEN = [
     (EXP + ("weight_decay",), "0.1", "'flipflop.experiments.3bit_fixed.weight_decay'"),
     (EXP + ("batch_size",), [100.5], "'flipflop.experiments.3bit_fixed.batch_size[0]'"),
     (EXP + ("flow",), 3, "'flipflop.experiments.3bit_fixed.flow'"),
-    (EXP + ("flow", "depth"), "3", None),
+    (EXP + ("flow", "depth"), "3", "'flipflop.experiments.3bit_fixed.flow.depth'"),
+    (EXP + ("integration", "rtol"), "1e-6", "YAML reads this as text"),
     (EXP + ("flow", "width"), "wide", "'flipflop.experiments.3bit_fixed.flow.width'"),
     (EXP + ("integration", "adjoint"), "maybe", "'flipflop.experiments.3bit_fixed.integration.adjoint'"),
     (EXP + ("integration", "tau"), "fast", "'flipflop.experiments.3bit_fixed.integration.tau'"),
@@ -97,6 +98,32 @@ BROKEN = [
     (EXP + ("lr", "lstm"), [0.1], "'flipflop.experiments.3bit_fixed.lr.lstm'"),
     (("figures", "formats"), ["gif"], "'figures.formats[0]'"),
     (("flipflop", "experiments", "bad name!"), None, "'flipflop.experiments.bad name!'"),
+    # issue 13: accepted before (infinities where only a lower bound was set, bools as ints, huge sizes)
+    (EXP + ("integration", "tau"), float("inf"), "'flipflop.experiments.3bit_fixed.integration.tau': got Infinity; Input should be a finite number"),
+    (EXP + ("integration", "rtol"), float("inf"), "'flipflop.experiments.3bit_fixed.integration.rtol': got Infinity"),
+    (EXP + ("integration", "atol"), 2.0, "'flipflop.experiments.3bit_fixed.integration.atol': got 2.0; Input should be less than 1"),
+    (EXP + ("integration", "dt"), 5.0, "'flipflop.experiments.3bit_fixed.integration.dt': got 5.0"),
+    (("expressivity", "threshold"), float("nan"), "'expressivity.threshold': got NaN; Input should be a finite number"),
+    (("expressivity", "threshold"), -5, "'expressivity.threshold': got -5; Input should be greater than 0"),
+    (("expressivity", "threshold"), 1.5, "'expressivity.threshold': got 1.5; Input should be less than or equal to 1"),
+    (("expressivity", "clamp"), float("inf"), "'expressivity.clamp': got Infinity"),
+    (("expressivity", "n"), [10**9], "'expressivity.n[0]': got 1000000000; Input should be less than or equal to 65536"),
+    (("flipflop", "analysis", "noise_std"), float("inf"), "'flipflop.analysis.noise_std': got Infinity"),
+    (("flipflop", "analysis", "noise_std"), float("-inf"), "'flipflop.analysis.noise_std': got -Infinity"),
+    (("flipflop", "claims", "gating_ratio"), float("inf"), "'flipflop.claims.gating_ratio': got Infinity"),
+    (("flipflop", "claims", "low_dim_r2"), 1.5, "'flipflop.claims.low_dim_r2': got 1.5"),
+    (EXP + ("seeds",), [True, False], "'flipflop.experiments.3bit_fixed.seeds[0]': got true; Input should be a valid integer (true/false"),
+    (("seed",), True, "'seed': got true"),
+    (("threads",), False, "'threads': got false"),
+    (EXP + ("sizes",), [10**9], "'flipflop.experiments.3bit_fixed.sizes[0]': got 1000000000; Input should be less than or equal to 65536"),
+    (EXP + ("epochs",), 10**12, "'flipflop.experiments.3bit_fixed.epochs': got 1000000000000"),
+    (EXP + ("batch_size",), [10**10], "'flipflop.experiments.3bit_fixed.batch_size[0]': got 10000000000"),
+    (EXP + ("flow", "width"), 10**9, "'flipflop.experiments.3bit_fixed.flow.width': got 1000000000"),
+    (EXP + ("flow", "width"), 64.0, "'flipflop.experiments.3bit_fixed.flow.width': got 64.0"),
+    (("realworld", "tasks", "walker2d", "budget"), 10**12, "'realworld.tasks.walker2d.budget': got 1000000000000"),
+    (("realworld", "tasks", "walker2d", "integration", "tau"), float("inf"), "'realworld.tasks.walker2d.integration.tau'"),
+    (("realworld", "tasks", "walker2d", "grad_clip"), float("nan"), "'realworld.tasks.walker2d.grad_clip': got NaN"),
+    (("realworld", "tasks", "walker2d", "standardize"), 1, "'realworld.tasks.walker2d.standardize': got 1"),
     # missing sections or keys
     (("flipflop",), DELETE, "'flipflop': required but missing"),
     (EXP + ("task",), DELETE, "'flipflop.experiments.3bit_fixed.task': required but missing"),
@@ -133,7 +160,17 @@ def test_broken_config_is_rejected_with_the_key_named(path, value, needle):
     assert needle in msg, msg
 
 
-def test_numeric_strings_are_coerced_not_rejected():
-    # pydantic's lax mode reads "600" as 600: documented behaviour, harmless for YAML configs
-    cfg = validate_config(_broken(("flipflop", "data", "n_trials"), "600"))
-    assert cfg.flipflop.data.n_trials == 600
+def test_bad_entries_of_a_list_of_models_name_the_allowed_keys():
+    raw = copy.deepcopy(BASE)
+    raw["expressivity"]["flows"][0]["foo"] = 1
+    with pytest.raises(ConfigError, match=r"'expressivity.flows\[0\].foo': unknown key; allowed keys here: activation, depth, width"):
+        validate_config(raw)
+
+
+def test_a_union_setting_gives_one_line_listing_every_alternative():
+    raw = copy.deepcopy(BASE)
+    raw["expressivity"]["threshold"] = float("nan")
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw)
+    lines = str(err.value).splitlines()[1:]
+    assert lines == ["  config key 'expressivity.threshold': got NaN; Input should be a finite number; or allowed: 'adaptive'"]

@@ -33,8 +33,8 @@ rule train_flipflop:
         code=CODE["train_flipflop"],
     threads: CFG.threads
     resources:
-        mem_mb=4000,
-        runtime=240,
+        mem_mb=lambda w: train_mem_mb("flipflop", w.experiment, w.model, int(w.n)),
+        runtime=lambda w: train_runtime_min("flipflop", w.experiment, w.model, int(w.n)),
         gpu=USES_GPU,
     log:
         "logs/train_flipflop/{experiment}/{model}_N{n}.log",

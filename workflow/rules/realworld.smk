@@ -38,8 +38,8 @@ rule train_realworld:
         code=CODE["train_realworld"],
     threads: CFG.threads
     resources:
-        mem_mb=lambda w: REALWORLD_TRAIN_MEM[REALWORLD[w.task].dataset],
-        runtime=720,
+        mem_mb=lambda w: train_mem_mb("realworld", w.task, w.model),
+        runtime=lambda w: train_runtime_min("realworld", w.task, w.model),
         gpu=USES_GPU,
     log:
         "logs/train_realworld/{task}/{model}.log",
