@@ -719,6 +719,13 @@ def _save_checkpoint(loop: _Loop, ckpt: Path, epoch: int, fingerprint: str) -> N
 def _resume(loop: _Loop, ckpt: Path, fingerprint: str) -> int:
     """Load ``ckpt`` into the model, optimiser, generators, bookkeeping and history when it has
     this ``fingerprint``; the epoch it was saved after (0: another configuration's, ignored)."""
+    from gnode.io import CorruptFileError, verify_checksum
+
+    try:
+        verify_checksum(ckpt)
+    except CorruptFileError as err:  # a damaged checkpoint costs the epochs it held, not the job
+        logger.warning("%signoring checkpoint: %s", loop.label, err)
+        return 0
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     if state.get("fingerprint") != fingerprint:
         logger.warning("%signoring checkpoint %s: it belongs to another configuration", loop.label, ckpt)

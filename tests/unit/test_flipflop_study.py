@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from gnode.config import validate_config
+from gnode.config import merge_config, validate_config
 from gnode.models import RecurrentEnsemble, input_means, load_model
 from gnode.studies import flipflop as ff
 
@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(**experiment):
-    raw = yaml.safe_load((ROOT / "config/test/config.yaml").read_text())
+    # the tiny test overlay on the default profile, as the workflow's tests run it
+    raw = merge_config(*(yaml.safe_load((ROOT / f).read_text()) for f in ("config/config.yaml", "config/test/config.yaml")))
     raw = copy.deepcopy(raw)
     exp = raw["flipflop"]["experiments"]["3bit_fixed"]
     exp.update(epochs=2, seeds=[0], batch_size=[20], **{k: v for k, v in experiment.items() if k != "integration"})

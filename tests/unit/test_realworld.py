@@ -289,3 +289,18 @@ def test_the_test_overlay_overrides_every_default_task_at_tiny_scale():
     for task in _merged("config/test/config.yaml").realworld.tasks.values():
         assert task.epochs <= 3 and task.budget <= 1000
         assert all(n is not None and n <= 50 for n in task.limit.model_dump().values())
+
+
+def test_a_damaged_data_table_is_refused_naming_the_file(walker_table, tmp_path):
+    from gnode.io import CorruptFileError
+
+    _, out, _ = walker_table
+    copy = tmp_path / out.name
+    raw = bytearray(out.read_bytes())
+    copy.write_bytes(bytes(raw))
+    (tmp_path / (out.name + ".sha256")).write_bytes((out.parent / (out.name + ".sha256")).read_bytes())
+    assert rw.read_data(copy)[1]["seq_len"] == 64  # the intact copy with its record reads
+    raw[len(raw) // 3] ^= 0x01
+    copy.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match=out.name):
+        rw.read_data(copy)

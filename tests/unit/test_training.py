@@ -187,6 +187,14 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_result(tmp_path, sel
     other = RecurrentEnsemble(spec, [1, 2], dtype=F64)
     r_other = fit(other, train, test, FitSettings(epochs=6, **settings), checkpoint=ckpt, fingerprint="b")
     assert r_other.resumed_from_epoch == 0
+    # a damaged checkpoint is ignored too (its epochs are lost, not the job), and the run equals a fresh one
+    raw = bytearray(ckpt.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    ckpt.write_bytes(bytes(raw))
+    fresh = RecurrentEnsemble(spec, [1, 2], dtype=F64)
+    r_fresh = fit(fresh, train, test, FitSettings(epochs=6, **settings), checkpoint=ckpt, fingerprint="a")
+    assert r_fresh.resumed_from_epoch == 0
+    assert [r["test_loss"] for r in r_fresh.history] == [r["test_loss"] for r in r_full.history]
 
 
 def test_settings_must_have_one_entry_per_member():

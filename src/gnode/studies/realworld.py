@@ -188,7 +188,7 @@ def write_data(splits: dict[str, Split], meta: dict, out: str | Path, prov: dict
     record = dict(prov) | {"data": meta | shape}
     table = table.replace_schema_metadata({io.PROVENANCE_KEY: json.dumps(record, sort_keys=True, default=str).encode()})
     with io.atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, write_page_checksum=True)
 
 
 def prepare_data(settings: dict, out: str | Path) -> None:
@@ -200,7 +200,7 @@ def prepare_data(settings: dict, out: str | Path) -> None:
 
 def read_data(path: str | Path) -> tuple[dict[str, Split], dict]:
     """The splits of a prepared table and its metadata (``data`` entry of the provenance)."""
-    table = pq.read_table(path)
+    table = io.read_arrow(path)  # verified: recorded SHA-256 and page checksums
     meta = io.read_provenance(path)["data"]
     t, i, o = meta["seq_len"], meta["n_input"], meta["n_output"]
     split_col = table.column("split").to_numpy(zero_copy_only=False)
