@@ -25,8 +25,8 @@ one-member ensemble (``model.select([m])``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -161,7 +161,7 @@ class AttractorSearch:
     stability_tol: float = 1e-6
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "AttractorSearch":
+    def from_settings(cls, settings: dict) -> AttractorSearch:
         return cls(**{k: settings[k] for k in cls.__dataclass_fields__ if k in settings})
 
 

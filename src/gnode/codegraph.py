@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = "gnode"
@@ -109,7 +109,7 @@ def _runtime_nodes(tree: ast.AST):
             todo.extend(ast.iter_child_nodes(node))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parsed_imports(path: Path, mtime_ns: int) -> frozenset[str]:
     # keyed by the modification time too: an edited file is read again
     return frozenset(imported_names(path.read_text(), module_name(path), path.name == "__init__.py"))

@@ -18,8 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from gnode.models import ACTIVATIONS, INITIAL_STATES, INITS, MODEL_KINDS, SOLVERS
-from gnode.training import SELECT_EVERY
 from gnode.tasks.flipflop import VARIANTS
+from gnode.training import SELECT_EVERY
 
 ModelKind = Literal[MODEL_KINDS]  # type: ignore[valid-type]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$", max_length=64)]

@@ -673,7 +673,7 @@ def _fit_group(
         clamp_hits=res["clamp_hits"], skipped_steps=res["skipped"], member=np.arange(len(members)),
     )  # fmt: skip
     rows = []
-    for (nn, row), grp in members.groupby(["n", "row"], sort=True):
+    for (nn, _row), grp in members.groupby(["n", "row"], sort=True):
         r2s = grp["r2"].to_numpy()
         best = grp.iloc[int(np.nanargmax(np.where(np.isfinite(r2s), r2s, -np.inf))) if np.isfinite(r2s).any() else 0]
         rows.append({
@@ -873,7 +873,7 @@ def claims(scores: pd.DataFrame, *, tol: float = 0.01) -> pd.DataFrame:
         cap = scores["n"].max() + 1
         for k in range(1, int(scores["k_max"].max()) + 1):
             need = n_needed(scores, k)
-            for gated, g in need.groupby("gated"):
+            for _gated, g in need.groupby("gated"):
                 a = g.loc[g["flow_rank"] == lo_rank, "n_needed"]
                 b = g.loc[g["flow_rank"] == hi_rank, "n_needed"]
                 if a.empty or b.empty or (a.isna().all() and b.isna().all()):

@@ -29,8 +29,8 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import pandas as pd
 import pyarrow as pa

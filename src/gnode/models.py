@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -430,7 +430,7 @@ class RecurrentEnsemble(nn.Module):
         return torch.stack(states, dim=2)
 
     # --------------------------------------------------------- ensembles
-    def select(self, members: Sequence[int]) -> "RecurrentEnsemble":
+    def select(self, members: Sequence[int]) -> RecurrentEnsemble:
         """A new ensemble holding copies of the given members (in that order)."""
         idx = torch.as_tensor(list(members), dtype=torch.long)
         ref = self.W_o

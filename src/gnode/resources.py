@@ -73,7 +73,9 @@ class Estimate:
         return int(math.ceil((BASE_MB + SAFETY * tensors / 2**20) / 100) * 100)
 
     def describe(self) -> str:
-        gib = lambda b: f"{b / 2**30:.2f} GiB"
+        def gib(b: float) -> str:
+            return f"{b / 2**30:.2f} GiB"
+
         return (f"{gib(self.device_bytes)} = parameters and optimiser {gib(self.parameters)} + activations "
                 f"kept for BPTT {gib(self.activations)} + evaluation {gib(self.evaluation)} + data {gib(self.data)}")
 

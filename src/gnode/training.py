@@ -32,9 +32,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as nnf
@@ -75,7 +75,7 @@ class SequenceData:
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def take(self, idx) -> "SequenceData":
+    def take(self, idx) -> SequenceData:
         """The samples ``idx`` (a slice, or an (E, b) index tensor: one batch per member)."""
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
         return SequenceData(self.x[idx], self.y[idx], pick(self.dt), pick(self.lengths), self.weights)

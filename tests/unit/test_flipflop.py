@@ -114,7 +114,7 @@ def test_pulses_overlap_and_later_ones_overwrite(variant):
         last = np.full(100, -1)  # index (draw order) of the last pulse written on each bin
         for j, s in enumerate(on):
             last[s : s + W] = j
-        for j, s in enumerate(on):
+        for j, _ in enumerate(on):
             bins = np.flatnonzero(last == j)
             if variant in POINT and len(bins):
                 # a point pulse sets all channels: its surviving bins all carry its one value

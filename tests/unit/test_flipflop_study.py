@@ -10,7 +10,6 @@ import yaml
 from gnode.config import merge_config, validate_config
 from gnode.models import RecurrentEnsemble, input_means, load_model
 from gnode.studies import flipflop as ff
-
 from gnode.studies.flipflop_data import data_settings, prepare_data
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -155,7 +155,7 @@ def test_a_diverging_member_is_stopped_and_the_others_go_on():
     assert res.status == ["diverged", "ok"]
     assert res.diverged_epoch[0] == 1 and res.diverged_epoch[1] == -1
     alone = RecurrentEnsemble(spec, [2], dtype=torch.float32)
-    r1 = fit(alone, tr, te, FitSettings(epochs=6, batch_size=8, lr=[1e-3], weight_decay=[0], seeds=[1]))
+    fit(alone, tr, te, FitSettings(epochs=6, batch_size=8, lr=[1e-3], weight_decay=[0], seeds=[1]))
     torch.testing.assert_close(ens.W_1[1], alone.W_1[0], rtol=1e-5, atol=1e-6)
     assert math.isfinite(res.best_test_loss[1]) and math.isinf(res.best_test_loss[0])
     assert all(math.isnan(r["test_loss"]) for r in res.history if r["member"] == 0)

@@ -17,7 +17,6 @@ from gnode.studies import flipflop_data as ffd
 from gnode.studies import realworld as rw
 from gnode.studies import trainability as tr
 
-
 # Snakemake has merged the files already; reading each again with the strict loader refuses
 # what Snakemake lets through (a key given twice: the last would win) and names the file.
 CONFIG_FILES = [os.path.relpath(p) for p in workflow.configfiles]
@@ -59,7 +58,11 @@ try:
             for m in exp.models
             for n in exp.sizes_of(m)
         },
-        **{("realworld", t, m): resources_est.realworld_estimate(CFG, t, m) for t, spec in REALWORLD.items() for m in spec.models},
+        **{
+            ("realworld", t, m): resources_est.realworld_estimate(CFG, t, m)
+            for t, spec in REALWORLD.items()
+            for m in spec.models
+        },
     }
     if workflow.local_exec:  # a cluster's nodes are not this machine: mem_mb asks them
         _labelled = {f"{k[0]} training " + " ".join(map(str, k[1:])): v for k, v in _ESTIMATES.items()}
@@ -129,10 +132,7 @@ def flipflop_figures():
 def realworld_files(kind, task=None):
     """Paths of one kind of per-job file (evaluation.parquet, ...) of the real-world benchmarks."""
     return [
-        f"results/realworld/{t}/{m}/{kind}"
-        for t, spec in REALWORLD.items()
-        if task in (None, t)
-        for m in spec.models
+        f"results/realworld/{t}/{m}/{kind}" for t, spec in REALWORLD.items() if task in (None, t) for m in spec.models
     ]
 
 
@@ -152,9 +152,11 @@ def trainability_outputs():
     if CFG.trainability is None:
         return []
     tables = ["members", "history", "propagation", "spectrum", "summary", "claims"]
-    return [f"results/trainability/{t}.parquet" for t in tables] + ["results/trainability/summary.html"] + [
-        f"results/figures/trainability/{name}.png" for name in ["learning_curves", "init", "final_loss"]
-    ]
+    return (
+        [f"results/trainability/{t}.parquet" for t in tables]
+        + ["results/trainability/summary.html"]
+        + [f"results/figures/trainability/{name}.png" for name in ["learning_curves", "init", "final_loss"]]
+    )
 
 
 def final_outputs():

@@ -10,20 +10,20 @@ CLAIMS_FILES.append("results/expressivity/claims.parquet")
 rule fit_expressivity:
     output:
         fits="results/expressivity/fits/flow{flow}_gated{gated}.parquet",
-    params:
-        settings=lambda w: ex_study.job_settings(CFG, int(w.flow), bool(int(w.gated))),
-        code=CODE["fit_expressivity"],
-    threads: CFG.threads
-    resources:
-        mem_mb=4000,
-        runtime=240,
-        gpu=USES_GPU,
     log:
         "logs/fit_expressivity/flow{flow}_gated{gated}.log",
     benchmark:
         "logs/benchmarks/fit_expressivity/flow{flow}_gated{gated}.tsv"
     conda:
         "../envs/gnode.yaml"
+    threads: CFG.threads
+    resources:
+        mem_mb=4000,
+        runtime=240,
+        gpu=USES_GPU,
+    params:
+        settings=lambda w: ex_study.job_settings(CFG, int(w.flow), bool(int(w.gated))),
+        code=CODE["fit_expressivity"],
     message:
         "Fitting expressivity targets: flow field {wildcards.flow}, gated={wildcards.gated}"
     script:
@@ -36,13 +36,13 @@ rule score_expressivity:
     output:
         scores="results/expressivity/scores.parquet",
         claims="results/expressivity/claims.parquet",
-    params:
-        sweep=ex_study.sweep_settings(CFG),
-        code=CODE["score_expressivity"],
     log:
         "logs/score_expressivity.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        sweep=ex_study.sweep_settings(CFG),
+        code=CODE["score_expressivity"],
     message:
         "Scoring the expressivity sweep"
     script:
@@ -52,18 +52,18 @@ rule score_expressivity:
 rule examples_expressivity:
     output:
         examples="results/expressivity/examples.parquet",
-    params:
-        settings=lambda w: {"seed": CFG.seed, **RUN, "sweep": ex_study.sweep_settings(CFG)},
-        code=CODE["examples_expressivity"],
+    log:
+        "logs/examples_expressivity.log",
+    conda:
+        "../envs/gnode.yaml"
     threads: CFG.threads
     resources:
         mem_mb=2000,
         runtime=60,
         gpu=USES_GPU,
-    log:
-        "logs/examples_expressivity.log",
-    conda:
-        "../envs/gnode.yaml"
+    params:
+        settings=lambda w: {"seed": CFG.seed, **RUN, "sweep": ex_study.sweep_settings(CFG)},
+        code=CODE["examples_expressivity"],
     message:
         "Fitting the expressivity example panel"
     script:
@@ -76,24 +76,35 @@ rule plot_expressivity:
         scores=rules.score_expressivity.output.scores,
         examples=rules.examples_expressivity.output.examples,
     output:
-        heatmaps=report("results/figures/expressivity/heatmaps.png", caption="../report/expressivity_heatmaps.rst",
-                        category="Expressivity"),
-        iso=report("results/figures/expressivity/iso.png", caption="../report/expressivity_iso.rst",
-                   category="Expressivity"),
-        params=report("results/figures/expressivity/params.png", caption="../report/expressivity_params.rst",
-                      category="Expressivity"),
-        r2=report("results/figures/expressivity/r2.png", caption="../report/expressivity_r2.rst",
-                  category="Expressivity"),
-        examples=report("results/figures/expressivity/examples.png", caption="../report/expressivity_examples.rst",
-                        category="Expressivity"),
+        heatmaps=report(
+            "results/figures/expressivity/heatmaps.png",
+            caption="../report/expressivity_heatmaps.rst",
+            category="Expressivity",
+        ),
+        iso=report(
+            "results/figures/expressivity/iso.png", caption="../report/expressivity_iso.rst", category="Expressivity"
+        ),
+        params=report(
+            "results/figures/expressivity/params.png",
+            caption="../report/expressivity_params.rst",
+            category="Expressivity",
+        ),
+        r2=report(
+            "results/figures/expressivity/r2.png", caption="../report/expressivity_r2.rst", category="Expressivity"
+        ),
+        examples=report(
+            "results/figures/expressivity/examples.png",
+            caption="../report/expressivity_examples.rst",
+            category="Expressivity",
+        ),
         pdf=expand("results/figures/expressivity/{name}.pdf", name=EX_FIGURES),
-    params:
-        threshold=CFG.expressivity.threshold,
-        code=CODE["plot_expressivity"],
     log:
         "logs/plot_expressivity.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        threshold=CFG.expressivity.threshold,
+        code=CODE["plot_expressivity"],
     message:
         "Drawing the expressivity figures"
     script:

@@ -8,13 +8,13 @@ CLAIMS_FILES.append("results/flipflop/claims.parquet")
 rule prepare_flipflop_data:
     output:
         data="results/flipflop/data/{task}.parquet",
-    params:
-        settings=lambda w: ffd.data_settings(CFG, w.task),
-        code=CODE["prepare_flipflop_data"],
     log:
         "logs/prepare_flipflop_data/{task}.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        settings=lambda w: ffd.data_settings(CFG, w.task),
+        code=CODE["prepare_flipflop_data"],
     message:
         "Generating the {wildcards.task} flip-flop trials"
     script:
@@ -27,21 +27,21 @@ rule train_flipflop:
     output:
         model="results/flipflop/{experiment}/{model}_N{n}/model.pt",
         history="results/flipflop/{experiment}/{model}_N{n}/history.parquet",
-    params:
-        settings=lambda w: ff.job_settings(CFG, w.experiment, w.model),
-        checkpoints=lambda w: f"results/checkpoints/flipflop/{w.experiment}/{w.model}_N{w.n}",
-        code=CODE["train_flipflop"],
-    threads: CFG.threads
-    resources:
-        mem_mb=lambda w: train_mem_mb("flipflop", w.experiment, w.model, int(w.n)),
-        runtime=lambda w: train_runtime_min("flipflop", w.experiment, w.model, int(w.n)),
-        gpu=USES_GPU,
     log:
         "logs/train_flipflop/{experiment}/{model}_N{n}.log",
     benchmark:
         "logs/benchmarks/train_flipflop/{experiment}/{model}_N{n}.tsv"
     conda:
         "../envs/gnode.yaml"
+    threads: CFG.threads
+    resources:
+        mem_mb=lambda w: train_mem_mb("flipflop", w.experiment, w.model, int(w.n)),
+        runtime=lambda w: train_runtime_min("flipflop", w.experiment, w.model, int(w.n)),
+        gpu=USES_GPU,
+    params:
+        settings=lambda w: ff.job_settings(CFG, w.experiment, w.model),
+        checkpoints=lambda w: f"results/checkpoints/flipflop/{w.experiment}/{w.model}_N{w.n}",
+        code=CODE["train_flipflop"],
     message:
         "Training {wildcards.model} (N={wildcards.n}) on flip-flop experiment {wildcards.experiment}"
     script:
@@ -55,18 +55,18 @@ rule evaluate_flipflop:
     output:
         evaluation="results/flipflop/{experiment}/{model}_N{n}/evaluation.parquet",
         examples="results/flipflop/{experiment}/{model}_N{n}/examples.parquet",
-    params:
-        run=RUN,
-        code=CODE["evaluate_flipflop"],
+    log:
+        "logs/evaluate_flipflop/{experiment}/{model}_N{n}.log",
+    conda:
+        "../envs/gnode.yaml"
     threads: CFG.threads
     resources:
         mem_mb=2000,
         runtime=30,
         gpu=USES_GPU,
-    log:
-        "logs/evaluate_flipflop/{experiment}/{model}_N{n}.log",
-    conda:
-        "../envs/gnode.yaml"
+    params:
+        run=RUN,
+        code=CODE["evaluate_flipflop"],
     message:
         "Evaluating {wildcards.model} (N={wildcards.n}) on {wildcards.experiment}"
     script:
@@ -79,12 +79,12 @@ rule summarise_flipflop:
     output:
         summary="results/flipflop/summary.parquet",
         html=report("results/flipflop/summary.html", caption="../report/flipflop_summary.rst", category="Flip-flop"),
-    params:
-        code=CODE["summarise_flipflop"],
     log:
         "logs/summarise_flipflop.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        code=CODE["summarise_flipflop"],
     message:
         "Summarising the flip-flop study"
     script:
@@ -117,13 +117,13 @@ rule plot_flipflop:
             name=["test_loss", "example", "learning_curves"],
             fmt=EXTRA_FORMATS,
         ),
-    params:
-        figures=CFG.figures.model_dump(),
-        code=CODE["plot_flipflop"],
     log:
         "logs/plot_flipflop/{experiment}.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        figures=CFG.figures.model_dump(),
+        code=CODE["plot_flipflop"],
     message:
         "Drawing the flip-flop figures of {wildcards.experiment}"
     script:
@@ -137,20 +137,20 @@ rule analyse_flipflop_attractors:
         data=lambda w: f"results/flipflop/data/{EXPERIMENTS[w.experiment].task}.parquet",
     output:
         **{t: f"results/flipflop/{{experiment}}/attractors/{t}.parquet" for t in FLIPFLOP_ANALYSIS_TABLES},
-    params:
-        settings=lambda w: ffa.analysis_settings(CFG, w.experiment),
-        code=CODE["analyse_flipflop_attractors"],
-    threads: CFG.threads
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=USES_GPU,
     log:
         "logs/analyse_flipflop_attractors/{experiment}.log",
     benchmark:
         "logs/benchmarks/analyse_flipflop_attractors/{experiment}.tsv"
     conda:
         "../envs/gnode.yaml"
+    threads: CFG.threads
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=USES_GPU,
+    params:
+        settings=lambda w: ffa.analysis_settings(CFG, w.experiment),
+        code=CODE["analyse_flipflop_attractors"],
     message:
         "Fixed points, memory test and gates of every model of flip-flop experiment {wildcards.experiment}"
     script:
@@ -184,13 +184,13 @@ rule plot_flipflop_attractors:
             name=FLIPFLOP_ANALYSIS_FIGURES,
             fmt=EXTRA_FORMATS,
         ),
-    params:
-        figures=CFG.figures.model_dump(),
-        code=CODE["plot_flipflop_attractors"],
     log:
         "logs/plot_flipflop_attractors/{experiment}.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        figures=CFG.figures.model_dump(),
+        code=CODE["plot_flipflop_attractors"],
     message:
         "Drawing the phase portraits, memory test and gates of {wildcards.experiment}"
     script:
@@ -207,13 +207,13 @@ rule plot_flipflop_overview:
             category="Flip-flop",
         ),
         other_formats=expand("results/figures/flipflop/test_loss_all_tasks.{fmt}", fmt=EXTRA_FORMATS),
-    params:
-        figures=CFG.figures.model_dump(),
-        code=CODE["plot_flipflop_overview"],
     log:
         "logs/plot_flipflop_overview.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        figures=CFG.figures.model_dump(),
+        code=CODE["plot_flipflop_overview"],
     message:
         "Drawing the test loss of every model on every flip-flop task"
     script:
@@ -229,6 +229,10 @@ rule claims_flipflop:
     output:
         claims="results/flipflop/claims.parquet",
         html=report("results/flipflop/claims.html", caption="../report/flipflop_claims.rst", category="Flip-flop"),
+    log:
+        "logs/claims_flipflop.log",
+    conda:
+        "../envs/gnode.yaml"
     params:
         settings={
             "experiments": list(EXPERIMENTS),
@@ -236,10 +240,6 @@ rule claims_flipflop:
             "thresholds": CFG.flipflop.claims.model_dump(),
         },
         code=CODE["claims_flipflop"],
-    log:
-        "logs/claims_flipflop.log",
-    conda:
-        "../envs/gnode.yaml"
     message:
         "Testing the flip-flop findings (claims table)"
     script:

@@ -8,17 +8,17 @@ if REALWORLD:
 rule prepare_realworld_data:
     output:
         data="results/realworld/data/{task}.parquet",
-    params:
-        settings=lambda w: rw.data_settings(CFG, w.task),
-        code=CODE["prepare_realworld_data"],
-    threads: 1
-    resources:
-        mem_mb=lambda w: REALWORLD_DATA_MEM[REALWORLD[w.task].dataset],
-        runtime=60,
     log:
         "logs/prepare_realworld_data/{task}.log",
     conda:
         "../envs/gnode.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w: REALWORLD_DATA_MEM[REALWORLD[w.task].dataset],
+        runtime=60,
+    params:
+        settings=lambda w: rw.data_settings(CFG, w.task),
+        code=CODE["prepare_realworld_data"],
     message:
         "Preparing the data of real-world task {wildcards.task}"
     script:
@@ -32,21 +32,21 @@ rule train_realworld:
         model="results/realworld/{task}/{model}/model.pt",
         history="results/realworld/{task}/{model}/history.parquet",
         evaluation="results/realworld/{task}/{model}/evaluation.parquet",
-    params:
-        settings=lambda w: rw.job_settings(CFG, w.task, w.model),
-        checkpoints=lambda w: f"results/checkpoints/realworld/{w.task}/{w.model}",
-        code=CODE["train_realworld"],
-    threads: CFG.threads
-    resources:
-        mem_mb=lambda w: train_mem_mb("realworld", w.task, w.model),
-        runtime=lambda w: train_runtime_min("realworld", w.task, w.model),
-        gpu=USES_GPU,
     log:
         "logs/train_realworld/{task}/{model}.log",
     benchmark:
         "logs/benchmarks/train_realworld/{task}/{model}.tsv"
     conda:
         "../envs/gnode.yaml"
+    threads: CFG.threads
+    resources:
+        mem_mb=lambda w: train_mem_mb("realworld", w.task, w.model),
+        runtime=lambda w: train_runtime_min("realworld", w.task, w.model),
+        gpu=USES_GPU,
+    params:
+        settings=lambda w: rw.job_settings(CFG, w.task, w.model),
+        checkpoints=lambda w: f"results/checkpoints/realworld/{w.task}/{w.model}",
+        code=CODE["train_realworld"],
     message:
         "Training {wildcards.model} on real-world task {wildcards.task} (all seeds)"
     script:
@@ -59,19 +59,17 @@ rule summarise_realworld:
     output:
         summary="results/realworld/summary.parquet",
         claims="results/realworld/claims.parquet",
-        html=report(
-            "results/realworld/summary.html", caption="../report/realworld_summary.rst", category="Real-world"
-        ),
-    params:
-        code=CODE["summarise_realworld"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        html=report("results/realworld/summary.html", caption="../report/realworld_summary.rst", category="Real-world"),
     log:
         "logs/summarise_realworld.log",
     conda:
         "../envs/gnode.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        code=CODE["summarise_realworld"],
     message:
         "Summarising the real-world benchmarks and their claims"
     script:
@@ -87,17 +85,17 @@ rule plot_realworld:
             "results/figures/realworld/{task}.png", caption="../report/realworld_task.rst", category="Real-world"
         ),
         other_formats=expand("results/figures/realworld/{{task}}.{fmt}", fmt=EXTRA_FORMATS),
-    params:
-        figures=CFG.figures.model_dump(),
-        code=CODE["plot_realworld"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     log:
         "logs/plot_realworld/{task}.log",
     conda:
         "../envs/gnode.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        figures=CFG.figures.model_dump(),
+        code=CODE["plot_realworld"],
     message:
         "Drawing the figure of real-world task {wildcards.task}"
     script:

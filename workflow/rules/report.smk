@@ -8,12 +8,12 @@ rule gather_claims:
     output:
         table="results/claims.parquet",
         html=report("results/claims.html", caption="../report/claims.rst", category="Claims"),
-    params:
-        code=CODE["gather_claims"],
     log:
         "logs/gather_claims.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        code=CODE["gather_claims"],
     message:
         "Gathering the claims of the study"
     script:

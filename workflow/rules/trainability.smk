@@ -19,21 +19,21 @@ rule train_trainability:
         data=lambda w: f"results/flipflop/data/{CFG.trainability.task}.parquet",
     output:
         **{t: f"results/trainability/{{model}}_L{{depth}}_{{activation}}/{t}.parquet" for t in TR_TABLES},
-    params:
-        settings=lambda w: tr.job_settings(CFG, w.model, int(w.depth), w.activation),
-        checkpoints=lambda w: f"results/checkpoints/trainability/{w.model}_L{w.depth}_{w.activation}",
-        code=CODE["train_trainability"],
-    threads: CFG.threads
-    resources:
-        mem_mb=4000,
-        runtime=240,
-        gpu=USES_GPU,
     log:
         "logs/train_trainability/{model}_L{depth}_{activation}.log",
     benchmark:
         "logs/benchmarks/train_trainability/{model}_L{depth}_{activation}.tsv"
     conda:
         "../envs/gnode.yaml"
+    threads: CFG.threads
+    resources:
+        mem_mb=4000,
+        runtime=240,
+        gpu=USES_GPU,
+    params:
+        settings=lambda w: tr.job_settings(CFG, w.model, int(w.depth), w.activation),
+        checkpoints=lambda w: f"results/checkpoints/trainability/{w.model}_L{w.depth}_{w.activation}",
+        code=CODE["train_trainability"],
     message:
         "Diagnosing and training {wildcards.model} with F of depth {wildcards.depth} ({wildcards.activation}) for the trainability study"
     script:
@@ -46,16 +46,17 @@ rule summarise_trainability:
     output:
         **{t: f"results/trainability/{t}.parquet" for t in TR_TABLES},
         summary="results/trainability/summary.parquet",
-        html=report("results/trainability/summary.html", caption="../report/trainability_summary.rst",
-                    category="Trainability"),
+        html=report(
+            "results/trainability/summary.html", caption="../report/trainability_summary.rst", category="Trainability"
+        ),
         claims="results/trainability/claims.parquet",
-    params:
-        settings=lambda w: {"epochs": CFG.trainability.epochs, "claims": CFG.trainability.claims.model_dump()},
-        code=CODE["summarise_trainability"],
     log:
         "logs/summarise_trainability.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        settings=lambda w: {"epochs": CFG.trainability.epochs, "claims": CFG.trainability.claims.model_dump()},
+        code=CODE["summarise_trainability"],
     message:
         "Gathering the trainability study: summary per cell and claims"
     script:
@@ -68,21 +69,28 @@ rule plot_trainability:
         history="results/trainability/history.parquet",
         propagation="results/trainability/propagation.parquet",
     output:
-        learning_curves=report("results/figures/trainability/learning_curves.png",
-                               caption="../report/trainability_learning_curves.rst", category="Trainability"),
-        init=report("results/figures/trainability/init.png", caption="../report/trainability_init.rst",
-                    category="Trainability"),
-        final_loss=report("results/figures/trainability/final_loss.png",
-                          caption="../report/trainability_final_loss.rst", category="Trainability"),
+        learning_curves=report(
+            "results/figures/trainability/learning_curves.png",
+            caption="../report/trainability_learning_curves.rst",
+            category="Trainability",
+        ),
+        init=report(
+            "results/figures/trainability/init.png", caption="../report/trainability_init.rst", category="Trainability"
+        ),
+        final_loss=report(
+            "results/figures/trainability/final_loss.png",
+            caption="../report/trainability_final_loss.rst",
+            category="Trainability",
+        ),
         other_formats=expand("results/figures/trainability/{name}.{fmt}", name=TR_FIGURES, fmt=EXTRA_FORMATS),
-    params:
-        figures=CFG.figures.model_dump(),
-        compare_epoch=lambda w: CFG.trainability.claims.compare_epoch,
-        code=CODE["plot_trainability"],
     log:
         "logs/plot_trainability.log",
     conda:
         "../envs/gnode.yaml"
+    params:
+        figures=CFG.figures.model_dump(),
+        compare_epoch=lambda w: CFG.trainability.claims.compare_epoch,
+        code=CODE["plot_trainability"],
     message:
         "Drawing the trainability figures"
     script:

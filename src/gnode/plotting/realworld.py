@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import LogLocator, ScalarFormatter
 import pandas as pd
+from matplotlib.ticker import LogLocator, ScalarFormatter
 
 from gnode.plotting.common import MODEL_LABELS, MODEL_ORDER, PALETTE, save, style
 

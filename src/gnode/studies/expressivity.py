@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-
 from gnode import expressivity as ex
 from gnode import io
 from gnode.config import Config
