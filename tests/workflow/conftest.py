@@ -96,3 +96,12 @@ RULE_MESSAGES = {"train_flipflop": "Training ", "evaluate_flipflop": "Evaluating
 def models_of(messages: list[str]) -> list[str]:
     """The model names in messages like 'Training gnode (N=4) on ...', sorted."""
     return sorted(m.split()[1] for m in messages)
+
+
+# what the tiny test overlay (config/test/config.yaml) trains
+MODELS = ["rnn", "gru", "mgru", "node", "gnode"]
+EXPERIMENTS = ["3bit_fixed", "3bit_variable", "2bit_rectangle", "2bit_disk", "2bit_ring", "2bit_fixed", "2bit_square"]
+CONTINUOUS = [e for e in EXPERIMENTS if e not in ("3bit_fixed", "2bit_fixed")]  # held values are continuous
+# (experiment, model, N) of the tiny overlay
+JOBS = [("3bit_fixed", m, 4) for m in MODELS] + [("3bit_variable", "node", 4), ("3bit_variable", "gnode", 3),
+        ("3bit_variable", "gnode", 4)] + [(e, "gnode", 2) for e in EXPERIMENTS[2:]]

@@ -4,11 +4,11 @@ import shutil
 
 import pytest
 
-from .conftest import ROOT, models_of, planned_jobs
+from .conftest import JOBS, ROOT, models_of, planned_jobs
 
 TEST = ["--configfile", "config/test/config.yaml"]
 # the figure rules that take the figure settings; each carries the hash of its own plotting module
-FIGURE_RULES = {"plot_flipflop", "plot_flipflop_attractors", "plot_flipflop_overview", "plot_realworld"}
+FIGURE_RULES = {"plot_flipflop", "plot_flipflop_attractors", "plot_flipflop_overview", "plot_realworld", "plot_trainability"}
 FLIPFLOP_PLOT_RULES = {"plot_flipflop", "plot_flipflop_overview"}  # gnode.plotting.flipflop
 
 
@@ -58,7 +58,7 @@ def test_editing_gnode_source_reruns_the_jobs_whose_code_changed(finished):
     # every flip-flop training job of the tiny overlay (3-bit fixed has all five models); the
     # "Training ..." messages of the real-world jobs are left out
     flipflop = [m for m in jobs["train_flipflop"] if "flip-flop" in m]
-    assert set(models_of(flipflop)) == {"rnn", "gru", "mgru", "node", "gnode"} and len(flipflop) == 11
+    assert set(models_of(flipflop)) == {"rnn", "gru", "mgru", "node", "gnode"} and len(flipflop) == len(JOBS)
     assert "prepare_flipflop_data" not in jobs
 
 
@@ -69,7 +69,7 @@ def test_editing_the_scan_reruns_training_and_evaluation_but_not_the_data(finish
     scan.write_text(scan.read_text() + "\n# an edit\n")
     jobs = planned_jobs(work, *TEST, env=env)
     flipflop = [m for m in jobs["train_flipflop"] if "flip-flop" in m]
-    assert len(flipflop) == 11 and len(jobs["evaluate_flipflop"]) == 11
+    assert len(flipflop) == len(jobs["evaluate_flipflop"]) == len(JOBS)
     assert "fit_expressivity" in jobs  # the expressivity fits run the scan too
     assert "prepare_flipflop_data" not in jobs
 
