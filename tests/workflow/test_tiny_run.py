@@ -250,8 +250,10 @@ def test_trainability_tables_figures_and_claims(tiny_run):
     assert np.isfinite(ok[["best_test_loss", "grad_norm", "compare_loss"]]).all().all() and (ok["grad_norm"] > 0).all()
     hist = io.read_table(res / "history.parquet")
     # the best parameters are chosen among those after each epoch (epoch 0 is the initial state)
-    after = hist[hist["epoch"] >= 1].groupby("member")["test_loss"].min()
-    assert np.allclose(ok.set_index("member")["best_test_loss"].sort_index(), after.loc[sorted(ok["member"])])
+    job_member = ["model", "depth", "activation", "member"]  # members are numbered within each job
+    after = hist[hist["epoch"] >= 1].groupby(job_member)["test_loss"].min().rename("after")
+    both = ok.join(after, on=job_member)
+    assert len(both) == len(ok) and np.allclose(both["best_test_loss"], both["after"])
     assert sorted(hist["epoch"].unique()) == [0, 1, 2] and len(hist) == len(members) * 3
     prop = io.read_table(res / "propagation.parquet")
     assert pq.read_schema(res / "propagation.parquet").remove_metadata() == tr.PROPAGATION_SCHEMA
