@@ -29,6 +29,8 @@ GALLERY = [
     "expressivity/heatmaps.png",
     "expressivity/iso.png",
     "realworld/walker2d.png",
+    "trainability/learning_curves.png",
+    "trainability/init.png",
 ]
 
 
