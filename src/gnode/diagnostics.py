@@ -23,37 +23,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gnode.models import CONTINUOUS_KINDS, RecurrentEnsemble
+from gnode.models import CONTINUOUS_KINDS, RecurrentEnsemble, flow_jacobian, input_means, member_params
 from gnode.training import member_mse
 
 
-# ------------------------------------------------------------------ flow of each kind
-def _flow_continuous(model: RecurrentEnsemble, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
-    return model.flow(h, xp)
-
-
-def _candidate_rnn(model: RecurrentEnsemble, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
-    return torch.tanh(torch.baddbmm(xp["U"], h, model.W))
-
-
-def _candidate_gru(model: RecurrentEnsemble, h: Tensor, xp: dict[str, Tensor]) -> Tensor:
-    r = torch.sigmoid(torch.baddbmm(xp["U_r"], h, model.W_r))
-    return torch.tanh(torch.baddbmm(xp["U_h"], r * h, model.W_h))
-
-
-# F(h, x) of each kind: (E, B, N) -> (E, B, N); xp holds the input projections U x + b per layer
-FLOWS = {
-    "node": _flow_continuous,
-    "gnode": _flow_continuous,
-    "rnn": _candidate_rnn,
-    "mgru": _candidate_rnn,
-    "gru": _candidate_gru,
-}
-
-
+# --------------------------------------------------------------- Jacobian at init
 def mean_input(x: Tensor) -> Tensor:
-    """The input averaged over trials and bins: (B, T, I) -> (I,)."""
-    return x.reshape(-1, x.shape[-1]).mean(0)
+    """The input averaged over trials and bins: (B, T, I) -> (I,) (:func:`gnode.models.input_means`)."""
+    return input_means(x)[0]
 
 
 def _state_and_input(model: RecurrentEnsemble, h0: Tensor | None, x: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -81,18 +58,12 @@ def flow_jacobians(model: RecurrentEnsemble, h0: Tensor | None = None, x: Tensor
         x: (I,) input; default zero. Pass :func:`mean_input` of the task's inputs for the rule
             of the critical initialisation.
 
-    One backward pass: the state is repeated N times along the batch, and the sum of the
-    diagonal F_b(h^(b)) has gradient dF_b/dh_j in row b (the rows of a batch are independent).
+    Each member's F comes from the model registry (:func:`gnode.models.flow_jacobian`, the
+    map of the critical initialisation): one definition of F per kind, here and there.
     """
     h, xv = _state_and_input(model, h0, x)
-    e, n = h.shape
-    with torch.enable_grad():
-        rep = h.unsqueeze(1).expand(e, n, n).clone().requires_grad_(True)  # (E, B=N, N)
-        xb = xv.view(1, 1, 1, -1).expand(e, n, 1, -1)
-        xp = {k: v[:, :, 0] for k, v in model.project_inputs(xb).items()}
-        out = FLOWS[model.spec.kind](model, rep, xp)  # (E, B=N, N)
-        (jac,) = torch.autograd.grad(out.diagonal(dim1=1, dim2=2).sum(), rep)
-    return jac.detach()
+    spec = model.spec
+    return torch.stack([flow_jacobian(spec, member_params(model, e), h[e], xv) for e in range(model.n_members)])
 
 
 def spectrum(model: RecurrentEnsemble, h0: Tensor | None = None, x: Tensor | None = None) -> Tensor:
