@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gnode.models import CONTINUOUS_KINDS, RecurrentEnsemble, flow_jacobian, input_means, member_params
+from gnode.models import RecurrentEnsemble, flow_jacobian, input_means, member_params
 from gnode.training import member_mse
 
 
@@ -101,7 +101,7 @@ def _states_with_graph(model: RecurrentEnsemble, x: Tensor, h: Tensor) -> list[T
     states = []
     for t in range(x.shape[-2]):
         xp = {k: v[t] for k, v in xp_bins.items()}
-        if spec.kind in CONTINUOUS_KINDS:
+        if spec.continuous:
             for _ in range(spec.substeps):
                 h = model.euler_step(h, xp, spec.alpha)
         else:
