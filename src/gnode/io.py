@@ -136,6 +136,15 @@ def config_hash(config: Mapping) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def job_fingerprint(settings: Mapping, data_path, code: str = "", **extra) -> str:
+    """What a training checkpoint must match to be resumed: the job's settings, the content of
+    its data file (its recorded SHA-256, else computed) and the hash of the code it runs
+    (``gnode.codegraph``). A checkpoint of other settings, data or code is ignored, not resumed.
+    """
+    data = recorded_sha256(data_path) or file_sha256(data_path)
+    return config_hash({"job": dict(settings), "data": data, "code": code, **extra})
+
+
 def git_revision(start: Path | None = None) -> str | None:
     """The git commit of the working tree (with '-dirty' when modified), or None outside git."""
     cwd = start or Path(__file__).resolve().parent

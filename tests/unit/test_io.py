@@ -46,3 +46,20 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 def test_config_hash_is_stable_and_order_free():
     assert io.config_hash({"a": 1, "b": [1, 2]}) == io.config_hash({"b": [1, 2], "a": 1})
     assert io.config_hash({"a": 1}) != io.config_hash({"a": 2})
+
+
+def test_a_checkpoints_fingerprint_follows_settings_data_and_code(tmp_path):
+    # a finished job's checkpoint must not be resumed after its data or its code changed
+    data = tmp_path / "data.bin"
+    with io.atomic_path(data) as tmp:
+        tmp.write_bytes(b"trials")
+    base = io.job_fingerprint({"lr": 0.1}, data, "code1")
+    assert base == io.job_fingerprint({"lr": 0.1}, data, "code1")
+    assert base != io.job_fingerprint({"lr": 0.2}, data, "code1")
+    assert base != io.job_fingerprint({"lr": 0.1}, data, "code2")
+    with io.atomic_path(data) as tmp:
+        tmp.write_bytes(b"other trials")
+    assert base != io.job_fingerprint({"lr": 0.1}, data, "code1")
+    # without a recorded checksum the content itself is hashed
+    io.checksum_path(data).unlink()
+    assert io.job_fingerprint({"lr": 0.1}, data, "code1") != base

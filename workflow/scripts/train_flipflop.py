@@ -17,4 +17,5 @@ flipflop.train_job(
     sm.output.model,
     sm.output.history,
     checkpoint_dir=sm.params.checkpoints,
+    code=sm.params.code,
 )

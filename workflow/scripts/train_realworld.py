@@ -17,4 +17,5 @@ realworld.train_job(
     sm.output.history,
     sm.output.evaluation,
     checkpoint_dir=sm.params.checkpoints,
+    code=sm.params.code,
 )

@@ -11,4 +11,4 @@ from gnode.studies import trainability
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(sm.threads, sm.log[0])
 out = {t: sm.output[t] for t in trainability.JOB_TABLES}
-trainability.train_job(dict(sm.params.settings), sm.input.data, out, checkpoint_dir=sm.params.checkpoints)
+trainability.train_job(dict(sm.params.settings), sm.input.data, out, checkpoint_dir=sm.params.checkpoints, code=sm.params.code)

@@ -178,6 +178,7 @@ def train_job(
     out_model: str | Path,
     out_history: str | Path,
     checkpoint_dir: str | Path | None = None,
+    code: str = "",
 ) -> None:
     """Train every member of one (experiment, model, N) and save the best parameters of each.
 
@@ -198,7 +199,7 @@ def train_job(
     mean_input, mean_first_input = input_means(torch.as_tensor(xtr, dtype=torch.float64))
     grid = member_grid(exp, model)
     label = f"[{experiment} {model} N={n}] "
-    fingerprint = io.config_hash({"job": settings, "n": n})
+    fingerprint = io.job_fingerprint(settings, data_path, code, n=n)  # ``code``: the rule's code hash
     logger.info("%s%d members on %s (%s), %d epochs", label, len(grid), device, settings["dtype"], exp.epochs)
 
     groups = []

@@ -334,6 +334,7 @@ def train_job(
     out_history: str | Path,
     out_eval: str | Path,
     checkpoint_dir: str | Path | None = None,
+    code: str = "",
 ) -> pd.DataFrame:
     """Train every seed of one (task, model) as an ensemble; evaluate each on the test set.
 
@@ -379,7 +380,7 @@ def train_job(
     )
     ckpt = Path(checkpoint_dir) / "fit.pt" if checkpoint_dir else None
     res = fit(ens, data["train"], data["test"], fs, val=data["val"], task=dataset.kind, checkpoint=ckpt,
-              fingerprint=io.config_hash(settings), label=label)
+              fingerprint=io.job_fingerprint(settings, data_path, code), label=label)
     ens.load_state_dict(res.best_state)
     save_model(ens, out_model, extra={"task": task, "model": model, "seeds": seeds, "best_epoch": res.best_epoch})
 

@@ -162,7 +162,7 @@ def build_ensemble(settings: dict, x_train: Tensor, device, dtype) -> tuple[Recu
 
 # ------------------------------------------------------------------------- training
 def train_job(settings: dict, data_path: str | Path, out: dict[str, str | Path],
-              checkpoint_dir: str | Path | None = None) -> None:
+              checkpoint_dir: str | Path | None = None, code: str = "") -> None:
     """Diagnose at init, then train, every member of one (model, depth, activation); write ``out[table]``."""
     device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
     df = io.read_table(data_path)
@@ -195,7 +195,7 @@ def train_job(settings: dict, data_path: str | Path, out: dict[str, str | Path],
         checkpoint_every=settings["checkpoint_every"],
     )
     ckpt = Path(checkpoint_dir) / "ensemble.pt" if checkpoint_dir else None
-    res = fit(model, (xtr, ytr), (xte, yte), fit_settings, checkpoint=ckpt, fingerprint=io.config_hash(settings),
+    res = fit(model, (xtr, ytr), (xte, yte), fit_settings, checkpoint=ckpt, fingerprint=io.job_fingerprint(settings, data_path, code),
               label=label)
 
     keys = grid[["init", "seed", "member"]].assign(model=settings["model"], depth=settings["depth"],
