@@ -29,6 +29,7 @@ iterated variant of it (docs/design.md, "Critical initialisation").
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from gnode.model_kinds import (  # noqa: F401
     MODELS,
     ModelKind,
 )
+
+logger = logging.getLogger(__name__)
 
 # xavier: the authors' default (Glorot-uniform weights); critical: the authors' critical
 # initialisation (init_type = "our_normal"), one rescaling; critical_iterated: ours, iterated
@@ -585,12 +588,14 @@ def critical_scale(spec: ModelSpec, params: dict[str, Tensor], mean_input: Tenso
     """
     eta = eta_max(spec, params, h0, mean_input)
     lead = eta + 1.0  # largest real part of the eigenvalues of dF/dh
-    if lead <= 0:
-        raise ValueError(
-            f"critical init: the Jacobian of F has no eigenvalue with positive real part (eta_max = {eta:.3g}), "
-            "so (1/(eta_max + 1))^(1/L) is undefined; try another seed or another init"
-        )
     layers = flow_layers(spec)
+    if lead <= 0:
+        # (1/(eta_max + 1))^(1/L) is undefined (the authors' code would stop with a DomainError);
+        # frequent for small N (about a quarter of draws at N = 2): the member keeps its draw, and
+        # the factor 1 says so, rather than one member stopping the whole ensemble
+        logger.warning("critical init: dF/dh has no eigenvalue with positive real part (eta_max = %.3g); "
+                       "this member is left unscaled", eta)
+        return {"eta_max": eta, "layers": layers, "factor": 1.0}
     c = (1.0 / lead) ** (1.0 / layers)
     for n in dynamics_parameters(spec):
         params[n].mul_(c)

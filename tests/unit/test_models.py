@@ -338,3 +338,19 @@ def test_critical_puts_eta_max_exactly_at_zero_for_a_homogeneous_flow(kind, dept
     assert math.isclose(info["factor"] ** info["layers"] * (before + 1), 1.0, rel_tol=1e-12)
     assert abs(before) > 0.05  # not critical before: the test can fail
     assert abs(eta_max(spec, params, h0, x_bar)) < 1e-10
+
+
+def test_critical_leaves_a_member_unscaled_when_its_rule_is_undefined(caplog):
+    """dF/dh with no eigenvalue of positive real part (here F(h) = relu-free linear -2h): the
+    factor (1/(eta_max + 1))^(1/L) is undefined; the member keeps its draw, with factor 1 and a
+    warning, instead of stopping the ensemble."""
+    spec = ModelSpec(kind="node", n_input=1, n_hidden=3, n_output=1, depth=0, activation="linear", init="critical",
+                     initial_state="zeros")
+    params = _draw_member(spec, _param_shapes(spec), 0)
+    params["W_1"] = -2.0 * torch.eye(3, dtype=F64)
+    before = {k: v.clone() for k, v in params.items()}
+    with caplog.at_level("WARNING", logger="gnode.models"):
+        info = critical_scale(spec, params, torch.zeros(1, dtype=F64), torch.zeros(3, dtype=F64))
+    assert math.isclose(info["eta_max"], -3.0, rel_tol=1e-12) and info["factor"] == 1.0
+    assert all(torch.equal(params[k], before[k]) for k in params)
+    assert "left unscaled" in caplog.text
