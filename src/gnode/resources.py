@@ -142,17 +142,22 @@ RUNTIME_MARGIN = 3.0
 MIN_RUNTIME_MIN = 10
 
 
-def training_seconds(spec, members: int, batch: int, steps: int, n_train: int, n_eval: int, epochs: int) -> float:
+def training_seconds(
+    spec, members: int, batch: int, steps: int, n_train: int, n_eval: int, epochs: int, select_every: str = "epoch"
+) -> float:
     """Seconds of training ``members`` models for ``epochs`` epochs (single CPU thread).
 
     Each epoch is ceil(n_train / batch) iterations of a forward and backward pass (3 x the
-    2 P flops per sequence and step) and an evaluation of ``n_eval`` sequences (forward only).
+    2 P flops per sequence and step) and evaluations of ``n_eval`` sequences (forward only):
+    one per epoch, or one per iteration with ``select_every = "iteration"``.
     """
     from gnode.models import parameter_count
 
     euler = steps * spec.substeps * (1 if spec.solver == "native" else _SOLVER_STAGES.get(spec.solver, 1))
-    iterations = math.ceil(n_train / batch) + math.ceil(n_eval / EVAL_CHUNK)
-    flops = members * (3 * n_train + n_eval) * euler * 2 * parameter_count(spec)
+    batches = math.ceil(n_train / batch)
+    evals = batches if select_every == "iteration" else 1
+    iterations = batches + evals * math.ceil(n_eval / EVAL_CHUNK)
+    flops = members * (3 * n_train + evals * n_eval) * euler * 2 * parameter_count(spec)
     return epochs * (iterations * euler * SECONDS_PER_STEP + flops / FLOPS_PER_SECOND)
 
 
@@ -170,7 +175,8 @@ def flipflop_runtime_min(cfg, experiment: str, model: str, n: int) -> int:
     spec = ff.model_spec(exp, model, n, n_channels(exp.task))
     members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)
     seconds = sum(
-        training_seconds(spec, members, min(bs, d.n_train), d.n_bins, d.n_train, d.n_trials - d.n_train, exp.epochs)
+        training_seconds(spec, members, min(bs, d.n_train), d.n_bins, d.n_train, d.n_trials - d.n_train, exp.epochs,
+                         exp.select_every)
         for bs in exp.batch_size
     )
     return runtime_min(seconds)
