@@ -405,8 +405,8 @@ class TrainabilitySettings(Strict):
     )
     inits: list[Literal[INITS]] = Field(min_length=1, description="initialisations compared (grid axis)")  # type: ignore[valid-type]
     seeds: list[Seed] = Field(min_length=1, description="initialisation and data-order seeds (ensemble members)")
-    tau: float = Field(0.01, gt=0, description="time constant tau (trial time units; a trial is [0, 1])")
-    dt: float = Field(0.01, gt=0, description="width of one input bin: 1 / flipflop.data.n_bins")
+    tau: float = Field(0.01, gt=0, le=1000, description="time constant tau (trial time units; a trial is [0, 1])")
+    dt: float = Field(0.01, gt=0, le=1, description="width of one input bin: 1 / flipflop.data.n_bins")
     substeps: int = Field(1, ge=1, le=100, description="Euler sub-steps per bin")
     epochs: PosInt = Field(description="training epochs")
     lr: LearningRate = Field(1e-3, description="AdamW learning rate, the same for every member (fixed before the run)")
