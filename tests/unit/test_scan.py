@@ -53,6 +53,18 @@ def _run(model, x, dt, scan: bool):
 CASES = list(itertools.product(("node", "gnode"), (0, 1, 3), ("relu", "tanh", "linear"), (1, 3), (False, True)))
 
 
+def _assert_scan_matches_reference(model, x, dt) -> dict:
+    """The scan's states, parameter and input gradients equal the autograd loop's; its gradients."""
+    s_ref, g_ref, gx_ref = _run(model, x, dt, scan=False)
+    s, g, gx = _run(model, x, dt, scan=True)
+    torch.testing.assert_close(s, s_ref, rtol=0, atol=1e-12)
+    assert set(g) == set(g_ref)
+    for name in g_ref:
+        torch.testing.assert_close(g[name], g_ref[name], rtol=1e-10, atol=1e-10, msg=name)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-10)
+    return g
+
+
 @pytest.mark.parametrize("kind,depth,act,substeps,irregular", CASES)
 def test_scan_matches_autograd(kind, depth, act, substeps, irregular):
     torch.manual_seed(0)
@@ -62,13 +74,7 @@ def test_scan_matches_autograd(kind, depth, act, substeps, irregular):
     if irregular:  # per-sample bin widths, shared by members (B, T) or per member (E, B, T)
         shape = (B, T) if depth != 1 else (E, B, T)
         dt = 0.01 * (0.5 + torch.rand(shape, dtype=torch.float64))
-    s_ref, g_ref, gx_ref = _run(model, x, dt, scan=False)
-    s, g, gx = _run(model, x, dt, scan=True)
-    torch.testing.assert_close(s, s_ref, rtol=0, atol=1e-12)
-    assert set(g) == set(g_ref)
-    for name in g_ref:
-        torch.testing.assert_close(g[name], g_ref[name], rtol=1e-10, atol=1e-10, msg=name)
-    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-10)
+    _assert_scan_matches_reference(model, x, dt)
 
 
 @pytest.mark.parametrize("initial_state", INITIAL_STATES)
@@ -78,13 +84,7 @@ def test_scan_matches_autograd_for_every_initial_state(initial_state):
     torch.manual_seed(5)
     model = _model("gnode", 2, "tanh", 2, initial_state=initial_state)
     x = torch.randn(E, B, T, I, dtype=torch.float64)
-    s_ref, g_ref, gx_ref = _run(model, x, None, scan=False)
-    s, g, gx = _run(model, x, None, scan=True)
-    torch.testing.assert_close(s, s_ref, rtol=0, atol=1e-12)
-    assert set(g) == set(g_ref)
-    for name in g_ref:
-        torch.testing.assert_close(g[name], g_ref[name], rtol=1e-10, atol=1e-10, msg=name)
-    torch.testing.assert_close(gx, gx_ref, rtol=1e-10, atol=1e-10)
+    g = _assert_scan_matches_reference(model, x, None)
     h0_params = {n for n in g if n in ("h0", "A_h0", "b_h0")}
     expected = {"learned": {"h0"}, "learned_affine": {"A_h0", "b_h0"}}.get(initial_state, set())
     assert h0_params == expected

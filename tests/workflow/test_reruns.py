@@ -12,6 +12,11 @@ FIGURE_RULES = {"plot_flipflop", "plot_flipflop_attractors", "plot_flipflop_over
 FLIPFLOP_PLOT_RULES = {"plot_flipflop", "plot_flipflop_overview"}  # gnode.plotting.flipflop
 
 
+def _edit(path):
+    """Append a comment to a source file: its code changes, its behaviour does not."""
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
 @pytest.fixture
 def finished(tiny_run, tmp_path):
     """A copy of the finished tiny run (results and Snakemake's metadata, mtimes kept), with
@@ -48,12 +53,10 @@ def test_one_model_setting_reruns_only_the_jobs_it_feeds(finished):
 
 def test_editing_gnode_source_reruns_the_jobs_whose_code_changed(finished):
     work, env = finished
-    plots = work / "src" / "gnode" / "plotting" / "flipflop.py"
-    plots.write_text(plots.read_text() + "\n# an edit\n")
+    _edit(work / "src" / "gnode" / "plotting" / "flipflop.py")
     assert set(planned_jobs(work, *TEST, env=env)) == FLIPFLOP_PLOT_RULES | {"all"}
 
-    models = work / "src" / "gnode" / "models.py"
-    models.write_text(models.read_text() + "\n# an edit\n")
+    _edit(work / "src" / "gnode" / "models.py")
     jobs = planned_jobs(work, *TEST, env=env)
     # every flip-flop training job of the tiny overlay (3-bit fixed has all five models); the
     # "Training ..." messages of the real-world jobs are left out
@@ -65,8 +68,7 @@ def test_editing_gnode_source_reruns_the_jobs_whose_code_changed(finished):
 def test_editing_the_scan_reruns_training_and_evaluation_but_not_the_data(finished):
     # gnode.scan is imported lazily by gnode.models: the import graph finds it
     work, env = finished
-    scan = work / "src" / "gnode" / "scan.py"
-    scan.write_text(scan.read_text() + "\n# an edit\n")
+    _edit(work / "src" / "gnode" / "scan.py")
     jobs = planned_jobs(work, *TEST, env=env)
     flipflop = [m for m in jobs["train_flipflop"] if "flip-flop" in m]
     assert len(flipflop) == len(jobs["evaluate_flipflop"]) == len(JOBS)
@@ -76,8 +78,7 @@ def test_editing_the_scan_reruns_training_and_evaluation_but_not_the_data(finish
 
 def test_editing_the_claims_reruns_no_training(finished):
     work, env = finished
-    claims = work / "src" / "gnode" / "claims.py"
-    claims.write_text(claims.read_text() + "\n# an edit\n")
+    _edit(work / "src" / "gnode" / "claims.py")
     jobs = planned_jobs(work, *TEST, env=env)
     assert {"claims_flipflop", "gather_claims"} <= set(jobs)
     trained = {"train_flipflop", "train_realworld", "fit_expressivity", "evaluate_flipflop", "prepare_flipflop_data"}
