@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for the day a GPU machine is lent (a few minutes; every step has its own time limit,
-# together under 10 minutes): the GPU and its software, the test suite's CUDA tests, P1, P2 and P6
+# and all of them together BUDGET_S): the GPU and its software, the test suite's CUDA tests, P1, P2 and P6
 # on the GPU, seconds per iteration of a paper-profile 3-bit variable job at batch 10/50/100, and
 # the paper profile's projected cost (benchmarks/p5_paper_cost.py, where it exists).
 #
@@ -8,7 +8,9 @@
 #   bash benchmarks/gpu_check.sh --dry    # the same steps on the CPU, tiny sizes: tests this script
 #
 # Environment: DEVICE (default cuda; --dry sets cpu), PYTHON (default .venv/bin/python, else
-# python3), OUT (the log goes to $OUT/gpu_check.log; default benchmarks/gpu_check.log).
+# python3), OUT (the log goes to $OUT/gpu_check.log; default benchmarks/gpu_check.log), BUDGET_S
+# (default 540: a step's limit is cut to what is left of it, and a step with under 10 s left is
+# skipped; the device machines allow 600 s per command).
 # A failing step is logged and the next one runs; the exit status is 1 if any step failed.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
@@ -28,12 +30,21 @@ if [ -n "${OUT:-}" ]; then LOG="$OUT/gpu_check.log"; else LOG=benchmarks/gpu_che
 mkdir -p "$(dirname "$LOG")"
 
 FAILED=()
+BUDGET_S=${BUDGET_S:-540}
+START=$(date +%s)
 # step NAME SECONDS COMMAND...: run COMMAND under a time limit (a shell function of this script
 # is given the limit as its first argument instead), log its status and wall time
 step() {
-  local name=$1 limit=$2 t0 rc
+  local name=$1 limit=$2 t0 rc left
   shift 2
   echo
+  left=$(( BUDGET_S - ($(date +%s) - START) ))
+  if [ "$left" -lt 10 ]; then
+    echo "=== $name: skipped, ${left} s left of BUDGET_S=$BUDGET_S"
+    FAILED+=("$name (no time left)")
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   echo "=== $name (limit ${limit} s): $*"
   t0=$(date +%s)
   if declare -F "$1" >/dev/null; then "$1" "$limit" "${@:2}"; else timeout "$limit" "$@"; fi
@@ -94,8 +105,8 @@ EOF
     p6=(--repeat 5)
     job=(--batches 10 50 100)
   fi
-  step "CUDA tests" 120 cuda_tests
-  step P1 120 "$PYTHON" benchmarks/p1_ensemble_vs_serial.py --device "$DEVICE" "${threads[@]}" "${p1[@]}"
+  step "CUDA tests" 90 cuda_tests
+  step P1 90 "$PYTHON" benchmarks/p1_ensemble_vs_serial.py --device "$DEVICE" "${threads[@]}" "${p1[@]}"
   step P2 60 "$PYTHON" benchmarks/p2_flops.py --device "$DEVICE" "${threads[@]}" "${p2[@]}"
   step P6 120 "$PYTHON" benchmarks/p6_torch_func.py --device "$DEVICE" "${threads[@]}" "${p6[@]}"
   step "3-bit variable job" 90 "$PYTHON" benchmarks/job_timing.py --device "$DEVICE" "${threads[@]}" "${job[@]}"
@@ -103,7 +114,9 @@ EOF
     if [ "$DRY" = 1 ]; then
       step "paper cost (--help only)" 30 "$PYTHON" benchmarks/p5_paper_cost.py --help
     else
-      step "paper cost" 90 "$PYTHON" benchmarks/p5_paper_cost.py --device "$DEVICE"
+      # its flags as of 2026-12-01 (written concurrently; check them with --help if this fails)
+      step "paper cost" 120 "$PYTHON" benchmarks/p5_paper_cost.py --device "$DEVICE" --cores 1 \
+        --profile paper=config/paper.yaml
     fi
   else
     echo; echo "=== paper cost: benchmarks/p5_paper_cost.py not found, skipped"
