@@ -34,5 +34,19 @@ def interleaved(fn_a, fn_b, *, repeat: int) -> tuple[float, float, list[float]]:
             sorted(p[0] / p[1] for p in pairs))
 
 
+def interleaved_many(fns, *, repeat: int) -> tuple[list[float], list[list[float]]]:
+    """Time several functions in ``repeat`` interleaved rounds (one warm-up call each first; in
+    each round every function runs once, in order): a noisy neighbour slows a round alike.
+
+    Returns the median seconds of each function, and per function its seconds in every round
+    (in round order, so that ratios can be taken per round).
+    """
+    for fn in fns:
+        fn()
+    rounds = [[timeit(fn, repeat=1, warmup=0) for fn in fns] for _ in range(repeat)]
+    per_fn = [[r[i] for r in rounds] for i in range(len(fns))]
+    return [statistics.median(t) for t in per_fn], per_fn
+
+
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"

@@ -4,7 +4,7 @@ Prints the ratio serial / ensemble, measured side by side in one run. Small mode
 expressivity sweep's shapes (autonomous nODE, N = 4, F 2 x 32, batch 100, 100 steps); large
 ones the 3-bit flip-flop's (N = 100, F 3 x 100).
 
-    python benchmarks/p1_ensemble_vs_serial.py [--members 27] [--steps 100] [--large]
+    python benchmarks/p1_ensemble_vs_serial.py [--members 27] [--steps 100] [--large] [--device cuda]
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from gnode.training import FitSettings, fit  # noqa: E402
 
 def train(spec, seeds, data, steps, batch):
     x, y = data
-    ens = RecurrentEnsemble(spec, seeds)
+    ens = RecurrentEnsemble(spec, seeds, device=x.device)
     n = x.shape[0]
     epochs = max(1, steps * batch // n)
     fit(ens, (x, y), (x[:batch], y[:batch]),
         FitSettings(epochs=epochs, batch_size=batch, lr=[1e-3] * len(seeds), weight_decay=[0.01] * len(seeds),
                     seeds=list(seeds)))
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main():
@@ -41,10 +43,12 @@ def main():
     ap.add_argument("--serial-threads", type=int, default=None,
                     help="torch threads of the one-by-one runs (default: --threads). Tiny models run fastest on one "
                          "thread, so --threads 2 --serial-threads 1 compares each side at its best on 2 cores")
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
+    dev = torch.device(a.device)
     serial_threads = a.serial_threads or a.threads
     torch.set_num_threads(a.threads)
-    print(f"P1 ensemble vs serial — {machine()}; serial on {serial_threads} thread(s)")
+    print(f"P1 ensemble vs serial — {machine()}, device {dev}; serial on {serial_threads} thread(s)")
     cases = [("small: node N=4 F 2x32, T=50", ModelSpec(kind="node", n_input=1, n_hidden=4, n_output=1, depth=2,
                                                          width=32, tau=0.1, dt=0.01), 50, 1, a.steps)]
     if a.large:
@@ -54,7 +58,8 @@ def main():
     for name, spec, t, i, steps in cases:
         g = torch.Generator().manual_seed(0)
         batch = 100
-        data = (torch.randn(batch, t, i, generator=g), torch.randn(batch, t, spec.n_output, generator=g))
+        data = (torch.randn(batch, t, i, generator=g).to(dev),
+                torch.randn(batch, t, spec.n_output, generator=g).to(dev))
         seeds = list(range(a.members))
         torch.set_num_threads(a.threads)
         t_ens = timeit(lambda: train(spec, seeds, data, steps, batch), repeat=1)

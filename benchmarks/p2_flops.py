@@ -4,7 +4,7 @@ Training FLOPs are counted analytically from the matrix products of the Euler sc
 times 3 (backward ~ 2x forward); element-wise work is not counted, so the ratio is a lower
 bound of the machine's use. Both numbers are measured side by side in one run.
 
-    python benchmarks/p2_flops.py [--members 27] [--batches 2]
+    python benchmarks/p2_flops.py [--members 27] [--batches 2] [--device cuda]
 """
 
 from __future__ import annotations
@@ -38,22 +38,31 @@ def main():
     ap.add_argument("--batches", type=int, default=2, help="optimiser steps timed")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--repeat", type=int, default=5, help="interleaved (matmul, training) pairs")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--size", type=int, default=2048, help="side of the reference matmul (a GPU wants 8192)")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     torch.set_num_threads(a.threads)
-    print(f"P2 training FLOP/s vs matmul FLOP/s — {machine()}")
-    size = 2048
-    x, y = torch.randn(size, size), torch.randn(size, size)
+    print(f"P2 training FLOP/s vs matmul FLOP/s — {machine()}, device {dev}")
+    size = a.size
+    x, y = torch.randn(size, size, device=dev), torch.randn(size, size, device=dev)
     spec = ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100)
     batch, bins = 100, 100
     g = torch.Generator().manual_seed(0)
-    data = (torch.randn(batch * a.batches, bins, 3, generator=g), torch.randn(batch * a.batches, bins, 3, generator=g))
+    data = (torch.randn(batch * a.batches, bins, 3, generator=g).to(dev),
+            torch.randn(batch * a.batches, bins, 3, generator=g).to(dev))
     small_test = (data[0][:1], data[1][:1])
-    ens = RecurrentEnsemble(spec, list(range(a.members)))
+    ens = RecurrentEnsemble(spec, list(range(a.members)), device=dev)
     settings = FitSettings(epochs=1, batch_size=batch, lr=[1e-3] * a.members, weight_decay=[0.1] * a.members,
                            seeds=list(range(a.members)))
     flops = 3 * forward_flops(spec, batch, bins) * a.batches * a.members
-    t_mm, t_train, time_ratios = interleaved(lambda: x @ y, lambda: fit(ens, data, small_test, settings),
-                                             repeat=a.repeat)
+    t_mm, t_train, time_ratios = interleaved(lambda: (x @ y, sync()),
+                                             lambda: (fit(ens, data, small_test, settings), sync()), repeat=a.repeat)
     mm, train = 2 * size**3 / t_mm, flops / t_train
     ratios = [flops / (2 * size**3) * r for r in time_ratios]  # per pair: training rate / matmul rate
     print(f"  matmul {size}x{size}: {mm / 1e9:.1f} GFLOP/s")
