@@ -2,9 +2,9 @@
 
 Every training job of a profile (flip-flop, trainability, real-world, expressivity) is listed
 with its shape; each distinct shape is timed briefly with the real training code on random data
-(``gnode.training.fit`` for one epoch of 1 and of 4 iterations, the least of two runs each: the
-difference is the cost of an iteration, the rest the cost of an epoch's overhead; expressivity: ``run_sweep`` at two step
-counts). A job's seconds are then
+(``gnode.training.fit`` for one epoch of 1 and of 6 iterations, the least of two runs each: the
+difference is the cost of an iteration, the rest the cost of an epoch's overhead; expressivity:
+``run_sweep`` for 10 steps, scaled to its steps). A job's seconds are then
 
     sum over its batch-size groups of  epochs x (iterations per epoch x s/iteration + s/epoch)
 
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import json
+import logging
 import math
 import sys
 import time
@@ -45,6 +47,7 @@ from gnode.training import FitSettings, SequenceData, fit  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "config" / "config.yaml"
 PROFILES = {"default": [], "converged": ["config/converged.yaml"], "paper": ["config/paper.yaml"]}
+EVAL_TIMED = 1000  # the most selection-set sequences evaluated while timing a shape
 STARTUP_S = 5.0  # Python, torch and pandas import, data load, writing the outputs (measured: 4-6 s per job)
 #: (train, val, test) sequences of the full real-world datasets: walker2d counted on
 #: ../shared/data/walker2d (9684 / 1272 / 1937 windows of 64); the others: their published sizes
@@ -174,7 +177,10 @@ def time_shape(shape: Shape, device) -> tuple[float, float]:
     """(seconds per iteration, seconds of per-epoch overhead) of ``shape`` on ``device``."""
     gen = torch.Generator().manual_seed(0)
     T = shape.steps
-    ev = _data(shape, shape.n_eval, T, device, gen)
+    # a large selection set checked once per epoch (Speech Commands: 5,250 sequences) is timed at
+    # EVAL_TIMED sequences and the epoch's overhead scaled up linearly: evaluation is linear in them
+    n_eval = min(shape.n_eval, EVAL_TIMED) if shape.select_every == "epoch" else shape.n_eval
+    ev = _data(shape, n_eval, T, device, gen)
 
     def one(k: int) -> float:
         model = RecurrentEnsemble(shape.spec, list(range(shape.members)), device=device)
@@ -190,23 +196,27 @@ def time_shape(shape: Shape, device) -> tuple[float, float]:
 
     one(1)  # warm-up: allocator, kernels
     # the least of two runs of each: a busy neighbour only ever adds time
-    t1, t4 = min(one(1), one(1)), min(one(4), one(4))
-    per_it = max((t4 - t1) / 3, 1e-6)
-    return per_it, max(t1 - per_it, 0.0)
+    t1, t6 = min(one(1), one(1)), min(one(6), one(6))
+    per_it = max((t6 - t1) / 5, 1e-6)
+    return per_it, max(t1 - per_it, 0.0) * shape.n_eval / n_eval
 
 
-def time_sweep(sweep: dict, device, low: int, high: int) -> float:
-    """Seconds of one expressivity job at its configured steps, from runs at ``low`` and ``high`` steps."""
+def time_sweep(sweep: dict, device, steps: int = 10) -> float:
+    """Seconds of one expressivity job at its configured steps, from a run of ``steps`` steps.
+
+    Scaled linearly: the fixed costs (targets, initialisation, scoring) are a few percent of a
+    ten-step run, so the projection leans high.
+    """
     from gnode.expressivity import run_sweep
 
-    def run(steps):
-        t0 = time.perf_counter()
-        run_sweep({**sweep, "steps": steps}, device=device, seed=0)
-        return time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_sweep({**sweep, "steps": steps}, device=device, seed=0, log=logging.getLogger("p5"))
+    return (time.perf_counter() - t0) * sweep["steps"] / steps
 
-    tl, th = run(low), run(high)
-    per_step = max((th - tl) / (high - low), 0.0)
-    return tl + per_step * (sweep["steps"] - low)
+
+def shape_key(shape: Shape) -> str:
+    """A stable text key of ``shape`` for the timings file."""
+    return json.dumps({**shape.__dict__, "spec": shape.spec.to_dict()}, sort_keys=True)
 
 
 def schedule(seconds: list[float], cores: int) -> float:
@@ -230,6 +240,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--top", type=int, default=10, help="list the longest jobs of each profile")
+    ap.add_argument("--timings", type=Path, default=None,
+                    help="a JSON file of timings: read (shapes timed there are not timed again) and written "
+                         "after each shape, so that a long projection can be stopped and resumed")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -241,27 +254,35 @@ def main():
     studies = args.studies.split(",")
     print(machine(), f"device {device}, projecting on {args.cores} cores")
 
-    cache: dict = {}
+    cache: dict = json.loads(args.timings.read_text()) if args.timings and args.timings.exists() else {}
+
+    def remember(key, value):
+        cache[key] = value
+        if args.timings:
+            tmp = args.timings.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cache, indent=0))
+            tmp.replace(args.timings)
     for name, overlays in profiles.items():
         cfg = load_config_files([BASE, *[ROOT / f for f in overlays]])
         jobs = [j for st in studies for j in STUDIES[st](cfg)]
         t_start = time.perf_counter()
         for job in jobs:
             if job.sweep is not None:
-                key = ("sweep", repr(sorted(job.sweep.items())))
+                key = "sweep " + json.dumps(job.sweep, sort_keys=True)
                 if key not in cache:
-                    cache[key] = time_sweep(job.sweep, device, 2, 6)
+                    remember(key, time_sweep(job.sweep, device))
                     print(f"   timed {job.study} {job.label}: {cache[key]:.0f} s", file=sys.stderr, flush=True)
                 job.seconds = STARTUP_S + cache[key]
                 continue
             total = STARTUP_S
             for g in job.groups:
-                if g.shape not in cache:
-                    cache[g.shape] = time_shape(g.shape, device)
+                key = shape_key(g.shape)
+                if key not in cache:
+                    remember(key, time_shape(g.shape, device))
                     print(f"   timed {job.study} {job.label}: {g.shape.members} members, batch {g.shape.batch}: "
-                          f"{cache[g.shape][0] * 1e3:.1f} ms/iteration + {cache[g.shape][1] * 1e3:.0f} ms/epoch",
+                          f"{cache[key][0] * 1e3:.1f} ms/iteration + {cache[key][1] * 1e3:.0f} ms/epoch",
                           file=sys.stderr, flush=True)
-                per_it, per_epoch = cache[g.shape]
+                per_it, per_epoch = cache[key]
                 total += g.epochs * (g.iterations * per_it + per_epoch)
             job.seconds = total
         by_study = {st: sum(j.seconds for j in jobs if j.study == st) for st in studies}
