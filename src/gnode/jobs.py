@@ -32,7 +32,7 @@ class Job:
 
     name: str  # the rule and its script (train_flipflop); the command is train-flipflop
     run: Callable
-    wildcards: dict[str, type]  # the rule's wildcards: what planning one job takes (gnode.plan)
+    wildcards: dict[str, type]  # the rule's wildcards its settings are planned from (gnode.plan), and n
     params: tuple[str, ...]  # settings arguments, planned from the config
     takes: tuple[str, ...]  # wildcards passed to the function (after the settings)
     inputs: tuple[str, ...]
@@ -46,7 +46,8 @@ class Job:
 
     @property
     def summary(self) -> str:
-        return (self.run.__doc__ or self.name).strip().splitlines()[0]
+        """The first paragraph of the job function's docstring, on one line."""
+        return " ".join((self.run.__doc__ or self.name).strip().split("\n\n")[0].split())
 
 
 #: rule name -> Job, in the order of the workflow
@@ -54,7 +55,8 @@ JOBS: dict[str, Job] = {}
 
 
 def job(**wildcards: type):
-    """Register a job function under its name; ``wildcards``: the rule's wildcards and their types.
+    """Register a job function under its name; ``wildcards``: the rule's wildcards (with their
+    types) that its settings are planned from or that it takes itself.
 
     Returns the function itself (registration only: a job runs exactly its function body)."""
 
@@ -121,7 +123,7 @@ def train_flipflop(
     flipflop.train_job(settings, n, data, out_model, out_history, checkpoint_dir=checkpoints, code=code)
 
 
-@job(experiment=str, model=str, n=int)
+@job()  # its settings do not depend on the wildcards (and --model names its model file)
 def evaluate_flipflop(
     run: dict, *, model: PathLike, data: PathLike, out_evaluation: PathLike, out_examples: PathLike
 ) -> None:

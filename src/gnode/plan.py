@@ -9,6 +9,7 @@ by hand gets exactly the settings Snakemake would give it. Also here: the job li
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 
 from gnode.config import Config
@@ -32,16 +33,18 @@ def _plans(fn: Callable[..., dict]) -> Callable[..., dict]:
 def job_params(rule: str, cfg: Config, wildcards: Mapping[str, object] | None = None) -> dict:
     """The settings of one job of ``rule``: ``{param: value}`` (empty for a job without settings).
 
-    ``wildcards`` (Snakemake's, or given by hand) are converted to the types the job declares;
-    a missing one is a :class:`KeyError` naming it.
+    Of ``wildcards`` (Snakemake's, or given by hand) the planner takes those it names, converted
+    to the types the job declares; a missing one is a :class:`ValueError` naming it.
     """
-    job = JOBS[rule]
+    if rule not in PLANS:
+        return {}
+    planner, types = PLANS[rule], JOBS[rule].wildcards
     given = dict(wildcards.items()) if wildcards is not None else {}
-    missing = [w for w in job.wildcards if given.get(w) is None]
-    if missing and rule in PLANS:
-        raise KeyError(f"{rule}: the wildcard(s) {', '.join(missing)} are needed to plan this job")
-    typed = {w: t(given[w]) for w, t in job.wildcards.items() if w not in missing}
-    return PLANS[rule](cfg, **typed) if rule in PLANS else {}
+    needed = list(inspect.signature(planner).parameters)[1:]
+    missing = [w for w in needed if given.get(w) is None]
+    if missing:
+        raise ValueError(f"{rule}: planning its settings needs the wildcard(s) {', '.join(missing)}")
+    return planner(cfg, **{w: types[w](given[w]) for w in needed})
 
 
 def run_settings(cfg: Config) -> dict:
@@ -78,13 +81,13 @@ def prepare_flipflop_data(cfg: Config, task: str) -> dict:
 
 
 @_plans
-def train_flipflop(cfg: Config, experiment: str, model: str, n: int) -> dict:
+def train_flipflop(cfg: Config, experiment: str, model: str) -> dict:
     # N is not a setting: the job takes it as its own argument (one settings dict per model)
     return {"settings": ff.job_settings(cfg, experiment, model)}
 
 
 @_plans
-def evaluate_flipflop(cfg: Config, experiment: str, model: str, n: int) -> dict:
+def evaluate_flipflop(cfg: Config) -> dict:
     return {"run": run_settings(cfg)}
 
 

@@ -64,11 +64,57 @@ def test_the_real_jobs_import_graph():
     assert "gnode.claims" not in train and not any(n.startswith("gnode.plotting") for n in train)
     # the data job does not depend on the models (the config is imported for typing only)
     assert _names(scripts / "prepare_flipflop_data.py") == {
-        "gnode", "gnode.io", "gnode.runtime", "gnode.studies", "gnode.studies.flipflop_data",
+        "gnode", "gnode.io", "gnode.jobs", "gnode.runtime", "gnode.studies", "gnode.studies.flipflop_data",
         "gnode.tasks", "gnode.tasks.flipflop",
     }
     # a figure job imports its plotting module, not the trainer
     assert "gnode.training" not in _names(scripts / "plot_flipflop.py")
+    # every script imports gnode.jobs, which names every study: only its own job's part counts
+    units = codegraph.reachable(scripts / "plot_flipflop.py")
+    assert units[codegraph.ROOT / "jobs.py"] == ["_concat", "_figure_options", "job", "plot_flipflop"]
+    assert codegraph.reachable(scripts / "train_flipflop.py")[codegraph.ROOT / "jobs.py"] == ["job", "train_flipflop"]
+
+
+@pytest.fixture
+def jobs_package(package, monkeypatch):
+    """The throw-away package with a per-function module ``gnode.jobs``: job ``one`` runs
+    ``gnode.a`` (through a helper), job ``two`` runs ``gnode.f``."""
+    root, script = package
+    (root / "jobs.py").write_text(
+        "REGISTRY = {}\n\n\n"
+        "def _helper():\n    from gnode import a\n    return a\n\n\n"
+        "def one():\n    return _helper().run()\n\n\n"
+        "def two():\n    import gnode.f\n    return gnode.f\n"
+    )
+    monkeypatch.setattr(codegraph, "PER_FUNCTION", frozenset({"gnode.jobs"}))
+    script.write_text("from gnode import jobs\n\njobs.one()\n")
+    return root, script
+
+
+def test_a_per_function_module_counts_only_the_called_job(jobs_package):
+    root, script = jobs_package
+    assert _names(script) == {"gnode", "gnode.jobs", "gnode.a", "gnode.sub", "gnode.sub.b", "gnode.sub.c"}
+    assert codegraph.reachable(script)[root / "jobs.py"] == ["_helper", "one"]
+    # the same parts reached from the entry ``module:function`` give the same hash
+    assert codegraph.code_hash(script) == codegraph.code_hash("gnode.jobs:one")
+    before = codegraph.code_hash(script)
+    jobs = root / "jobs.py"
+    jobs.write_text(jobs.read_text().replace("return gnode.f", "return gnode.f  # edited"))  # the other job
+    assert codegraph.code_hash(script) == before
+    for old, new in [("return a\n", "return a  # edited\n"),  # the helper the job calls
+                     ("REGISTRY = {}", "REGISTRY = {1: 2}")]:  # top-level code runs for every job
+        jobs.write_text(jobs.read_text().replace(old, new))
+        assert codegraph.code_hash(script) != before
+        before = codegraph.code_hash(script)
+
+
+def test_a_per_function_module_used_as_a_whole_counts_whole(jobs_package):
+    root, script = jobs_package
+    script.write_text("from gnode import jobs\n\nrun = getattr(jobs, 'two')\nrun()\n")
+    assert codegraph.reachable(script)[root / "jobs.py"] is None
+    assert {"gnode.a", "gnode.f"} <= _names(script)
+    script.write_text("from gnode.jobs import two\n\ntwo()\n")
+    assert codegraph.reachable(script)[root / "jobs.py"] == ["two"] and "gnode.a" not in _names(script)
 
 
 def test_every_rule_that_runs_a_script_carries_that_scripts_hash():
