@@ -145,11 +145,14 @@ def _job_command(job):
 
     def setup(p: argparse.ArgumentParser):
         g = p.add_argument_group("settings (planned from the config as the Snakefile plans them, or read from a file)")
-        g.add_argument("--settings", metavar="FILE", help="JSON or YAML file of the settings (instead of the config)")
-        g.add_argument("--config", metavar="FILE", action="append", default=[],
-                       help="config file overlaid on --base, in order (as snakemake --configfile); repeatable")
-        g.add_argument("--base", default="config/config.yaml", metavar="FILE", help="the base config file")
-        g.add_argument("--print-settings", action="store_true", help="print the settings as JSON and stop")
+        if job.params:
+            g.add_argument("--settings", metavar="FILE", help="JSON or YAML file of the settings (instead of the config)")
+            g.add_argument("--config", metavar="FILE", action="append", default=[],
+                           help="config file overlaid on --base, in order (as snakemake --configfile); repeatable")
+            g.add_argument("--base", default="config/config.yaml", metavar="FILE", help="the base config file")
+            g.add_argument("--print-settings", action="store_true", help="print the settings as JSON and stop")
+        else:
+            p.set_defaults(settings=None, print_settings=False)
         for name, kind in job.wildcards.items():
             needed = "the job's own argument" if name in job.takes else "to plan its settings"
             g.add_argument(_flag(name), dest=f"wc_{name}", type=kind, metavar=kind.__name__.upper(),

@@ -141,7 +141,7 @@ def summarise_flipflop(*, evaluations: Paths, out_summary: PathLike, out_html: P
     flipflop.summarise_job(list(evaluations), out_summary, out_html)
 
 
-@job(experiment=str)
+@job()
 def plot_flipflop(
     figures: dict,
     *,
@@ -186,7 +186,7 @@ def analyse_flipflop_attractors(
     flipflop_analysis.analyse_job(settings, list(models), list(evaluations), data, outputs)
 
 
-@job(experiment=str)
+@job()
 def plot_flipflop_attractors(
     figures: dict,
     *,
@@ -323,7 +323,7 @@ def summarise_realworld(
     realworld_summary.summarise_job(list(evaluations), out_summary, out_claims, out_html)
 
 
-@job(task=str)
+@job()
 def plot_realworld(figures: dict, *, evaluations: Paths, histories: Paths, out_figure: PathLike) -> None:
     """Draw the figure of one real-world task: test metric per model over seeds, validation curves."""
     from gnode.plotting import realworld as plots

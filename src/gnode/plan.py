@@ -92,7 +92,7 @@ def evaluate_flipflop(cfg: Config) -> dict:
 
 
 @_plans
-def plot_flipflop(cfg: Config, experiment: str) -> dict:
+def plot_flipflop(cfg: Config) -> dict:
     return {"figures": figure_settings(cfg)}
 
 
@@ -102,7 +102,7 @@ def analyse_flipflop_attractors(cfg: Config, experiment: str) -> dict:
 
 
 @_plans
-def plot_flipflop_attractors(cfg: Config, experiment: str) -> dict:
+def plot_flipflop_attractors(cfg: Config) -> dict:
     return {"figures": figure_settings(cfg)}
 
 
@@ -160,7 +160,7 @@ def train_realworld(cfg: Config, task: str, model: str) -> dict:
 
 
 @_plans
-def plot_realworld(cfg: Config, task: str) -> dict:
+def plot_realworld(cfg: Config) -> dict:
     return {"figures": figure_settings(cfg)}
 
 
