@@ -1,6 +1,7 @@
 """Code hashes from the import graph: what a job can import, and only that, changes its hash."""
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,24 @@ def test_the_public_api_resolves_every_name():
         assert value.__name__ == module if module.endswith("." + name) else value.__module__ == module, name
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         gnode.nope  # noqa: B018
+
+
+def test_editing_one_job_function_changes_only_that_jobs_hash(tmp_path, monkeypatch):
+    # a copy of the real package: every script imports gnode.jobs, yet only its own job counts
+    shutil.copytree(codegraph.ROOT, tmp_path / "gnode", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codegraph, "ROOT", tmp_path / "gnode")
+    scripts = REPO / "workflow" / "scripts"
+    before = codegraph.script_hashes(scripts)
+    jobs = tmp_path / "gnode" / "jobs.py"
+    text = jobs.read_text()
+    edited = text.replace("plots.final_loss(members_table, out_final_loss, **opts)",
+                          "plots.final_loss(members_table, out_final_loss, **opts)  # an edit")
+    assert edited != text
+    jobs.write_text(edited)
+    after = codegraph.script_hashes(scripts)
+    assert {s for s in before if before[s] != after[s]} == {"plot_trainability"}
+    # a helper of the figure jobs: every job that calls it
+    jobs.write_text(edited.replace('"dpi": figures["dpi"]}', '"dpi": figures["dpi"]}  # an edit'))
+    changed = {s for s, h in codegraph.script_hashes(scripts).items() if h != after[s]}
+    assert changed == {"plot_flipflop", "plot_flipflop_attractors", "plot_flipflop_overview", "plot_realworld",
+                       "plot_trainability"}
