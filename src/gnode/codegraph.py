@@ -6,6 +6,12 @@ imports, followed through the package (imports inside functions included, since 
 read from the source with :mod:`ast`, not from what one run happened to import), plus the
 ``__init__.py`` of every package on the way (Python runs them on import). Nothing is imported,
 so planning stays fast and a broken module still gets a hash.
+
+A module of :data:`PER_FUNCTION` (:mod:`gnode.jobs`: one function per job, each importing its
+study lazily) is followed function by function: a script that calls ``jobs.train_flipflop``
+reaches that function, the module's functions it calls in turn and the module's own top-level
+code, with the imports found there, but not the other jobs. Its share of the hash is the source
+of those parts, so editing one job function re-runs that job only.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from pathlib import Path
 
 PACKAGE = "gnode"
 ROOT = Path(__file__).resolve().parent  # .../src/gnode
+#: modules followed per function (see the module docstring); only their top-level code and the
+#: functions called run, because top-level code there only defines and registers
+PER_FUNCTION = frozenset({"gnode.jobs"})
 
 
 def module_file(name: str) -> Path | None:
@@ -50,8 +59,13 @@ def imported_names(source: str, current: str | None = None, is_package: bool = F
     ``current`` is the source's own module name (for relative imports). ``from gnode.x import y``
     names ``gnode.x.y`` when that is a module, else ``gnode.x``.
     """
+    return _imports_in(ast.parse(source), current, is_package)
+
+
+def _imports_in(tree: ast.AST, current: str | None, is_package: bool) -> set[str]:
+    """:func:`imported_names` of a parsed tree (a module or one of its functions)."""
     found: set[str] = set()
-    for node in _runtime_nodes(ast.parse(source)):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -115,33 +129,136 @@ def _parsed_imports(path: Path, mtime_ns: int) -> frozenset[str]:
     return frozenset(imported_names(path.read_text(), module_name(path), path.name == "__init__.py"))
 
 
-def reachable_files(entry: str | Path) -> list[Path]:
-    """Every gnode source file that running ``entry`` (a script path or a dotted gnode module)
-    can import, sorted; the entry itself is included when it is a gnode module."""
-    entry_path = module_file(str(entry)) if str(entry).startswith(PACKAGE) else None
-    if entry_path is not None:
-        todo = {str(entry)}
-    else:
-        todo = set(imported_names(Path(entry).read_text()))
-    seen: set[Path] = set()
+def _called_functions(tree: ast.Module, module: str) -> set[str] | None:
+    """The functions of ``module`` (a :data:`PER_FUNCTION` one) that ``tree`` uses, or None when
+    it uses the module otherwise than by name (``jobs.x``, ``from gnode.jobs import x``):
+    then all of the module counts."""
+    parent, _, leaf = module.rpartition(".")
+    aliases: set[str] = set()
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module == parent:
+            aliases.update(a.asname or a.name for a in node.names if a.name == leaf)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module == module:
+            used.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import) and any(a.name == module for a in node.names):
+            return None  # ``import gnode.jobs``: reached through the name ``gnode``; count it all
+    attributes = {id(n.value): n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in aliases:
+            if id(node) not in attributes:
+                return None  # the module itself is passed around: any function may run
+            used.add(attributes[id(node)])
+    return used
+
+
+def _top_functions(tree: ast.Module) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    return {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _function_closure(path: Path, names: set[str]) -> list[str]:
+    """``names`` and every top-level function of ``path`` that they name (decorators included),
+    followed transitively; sorted."""
+    functions = _top_functions(ast.parse(path.read_text()))
+    todo, seen = {n for n in names if n in functions}, set()
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        named = {n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)}
+        todo |= {n for n in named if n in functions} - seen
+    return sorted(seen)
+
+
+def _unit_source(path: Path, functions: list[str] | None) -> bytes:
+    """What a unit of the graph contributes to the hash: a whole file, or (per function) the
+    file's top-level code other than functions plus the source of ``functions``."""
+    if functions is None:
+        return path.read_bytes()
+    text = path.read_text()
+    tree = ast.parse(text)
+    keep = set(functions)
+    parts = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in keep:
+            continue
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        parts.append("\n".join(text.splitlines()[first - 1 : node.end_lineno]))
+    return "\n".join(parts).encode()
+
+
+def _unit_imports(path: Path, functions: list[str]) -> set[str]:
+    """The gnode modules that the top-level code of ``path`` and its ``functions`` import."""
+    tree = ast.parse(path.read_text())
+    keep = set(functions)
+    body = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) or n.name in keep]
+    name = module_name(path)
+    return _imports_in(ast.Module(body=body, type_ignores=[]), name, path.name == "__init__.py")
+
+
+def _entry_units(entry: str | Path) -> tuple[set[str], dict[str, set[str]]]:
+    """(modules reached whole, {per-function module: functions used}) of one entry: a script
+    path, a dotted gnode module, or ``module:function``."""
+    text = str(entry)
+    if text.startswith(PACKAGE) and ":" in text:
+        module, _, function = text.partition(":")
+        return set(), {module: {function}}
+    if text.startswith(PACKAGE) and module_file(text) is not None:
+        return {text}, {}
+    tree = ast.parse(Path(entry).read_text())
+    whole, partial = set(_imports_in(tree, None, False)), {}
+    for module in PER_FUNCTION & whole:
+        used = _called_functions(tree, module)
+        if used is not None:
+            whole.discard(module)
+            partial[module] = used
+    return whole, partial
+
+
+def reachable(*entries: str | Path) -> dict[Path, list[str] | None]:
+    """Every gnode source file that running ``entries`` (script paths, dotted gnode modules or
+    ``module:function``) can import, sorted, each with the functions that count (None: the whole
+    file; a list: the top-level code and those functions of a :data:`PER_FUNCTION` module)."""
+    todo: set[str] = set()
+    partial: dict[str, set[str]] = {}
+    for entry in entries:
+        whole, part = _entry_units(entry)
+        todo |= whole
+        for module, names in part.items():
+            partial.setdefault(module, set()).update(names)
+    units: dict[Path, list[str] | None] = {}
+    for module, names in partial.items():
+        path = module_file(module)
+        if path is not None:
+            functions = _function_closure(path, names)
+            units[path] = functions
+            todo |= _unit_imports(path, functions) | set(_parents(module))
     while todo:
         name = todo.pop()
         for full in (*_parents(name), name):
             path = module_file(full)
-            if path is None or path in seen:
+            if path is None or (path in units and units[path] is None):
                 continue
-            seen.add(path)
+            units[path] = None  # imported as a module: all of it runs
             todo.update(_module_imports(path))
-    return sorted(seen)
+    return dict(sorted(units.items()))
 
 
-def code_hash(entry: str | Path) -> str:
-    """16 hex digits of the SHA-256 of every gnode file ``entry`` can import (names and contents)."""
+def reachable_files(*entries: str | Path) -> list[Path]:
+    """The files of :func:`reachable`, sorted; an entry that is a gnode module is included."""
+    return list(reachable(*entries))
+
+
+def code_hash(*entries: str | Path) -> str:
+    """16 hex digits of the SHA-256 of every gnode file (or, per function, the parts of one)
+    that ``entries`` can import (names and contents). The same modules and functions give the
+    same hash, whichever entries reach them."""
     h = hashlib.sha256()
-    for path in reachable_files(entry):
+    for path, functions in reachable(*entries).items():
         h.update(str(path.relative_to(ROOT)).encode())
+        if functions is not None:
+            h.update(("::" + ",".join(functions)).encode())
         h.update(b"\0")
-        h.update(path.read_bytes())
+        h.update(_unit_source(path, functions))
     return h.hexdigest()[:16]
 
 

@@ -5,16 +5,13 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
+from gnode import plan
 from gnode import resources as resources_est
 from gnode.codegraph import script_hashes
 from gnode.config import ConfigError, cli_overrides, load_config_file, merge_config, validate_config
 from gnode.models import MODEL_KINDS
 from gnode.runtime import check_device
-from gnode.studies import expressivity as ex_study
-from gnode.studies import flipflop as ff
 from gnode.studies import flipflop_analysis as ffa
-from gnode.studies import flipflop_data as ffd
-from gnode.studies import realworld as rw
 from gnode.studies import trainability as tr
 
 # Snakemake has merged the files already; reading each again with the strict loader refuses
@@ -36,7 +33,6 @@ EXPERIMENTS = CFG.flipflop.experiments
 REALWORLD = CFG.realworld.tasks
 FIG_FORMATS = list(CFG.figures.formats)
 EXTRA_FORMATS = [f for f in FIG_FORMATS if f != "png"]
-RUN = {"device": CFG.device, "dtype": CFG.dtype}
 # a job asks for the GPU resource only when it will use one, so that CPU runs are not serialised
 USES_GPU = int(DEVICE.type == "cuda")
 
@@ -97,20 +93,15 @@ wildcard_constraints:
     n=r"\d+",
 
 
-def flipflop_jobs(experiment=None):
-    """(experiment, model, n) of every flip-flop training job."""
-    return [
-        (name, m, n)
-        for name, exp in EXPERIMENTS.items()
-        if experiment in (None, name)
-        for m in exp.models
-        for n in exp.sizes_of(m)
-    ]
+def planned(rule, param):
+    """A rule's params value, planned by gnode.plan from the config and the job's wildcards
+    (``python -m gnode <job> --config ...`` plans with the same function)."""
+    return lambda w: plan.job_params(rule, CFG, w)[param]
 
 
 def flipflop_files(kind, experiment=None):
     """Paths of one kind of per-job file (model.pt, evaluation.parquet, ...) of the flip-flop study."""
-    return [f"results/flipflop/{e}/{m}_N{n}/{kind}" for e, m, n in flipflop_jobs(experiment)]
+    return [f"results/flipflop/{e}/{m}_N{n}/{kind}" for e, m, n in plan.flipflop_jobs(CFG, experiment)]
 
 
 FLIPFLOP_ANALYSIS_TABLES = list(ffa.SCHEMAS)  # fixed_points, trajectories, speed_grid, gates, memory, memory_curve
@@ -131,9 +122,7 @@ def flipflop_figures():
 
 def realworld_files(kind, task=None):
     """Paths of one kind of per-job file (evaluation.parquet, ...) of the real-world benchmarks."""
-    return [
-        f"results/realworld/{t}/{m}/{kind}" for t, spec in REALWORLD.items() if task in (None, t) for m in spec.models
-    ]
+    return [f"results/realworld/{t}/{m}/{kind}" for t, m in plan.realworld_jobs(CFG, task)]
 
 
 def realworld_outputs():

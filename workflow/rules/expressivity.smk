@@ -22,7 +22,7 @@ rule fit_expressivity:
         runtime=240,
         gpu=USES_GPU,
     params:
-        settings=lambda w: ex_study.job_settings(CFG, int(w.flow), bool(int(w.gated))),
+        settings=planned("fit_expressivity", "settings"),
         code=CODE["fit_expressivity"],
     message:
         "Fitting expressivity targets: flow field {wildcards.flow}, gated={wildcards.gated}"
@@ -41,7 +41,7 @@ rule score_expressivity:
     conda:
         "../envs/gnode.yaml"
     params:
-        sweep=ex_study.sweep_settings(CFG),
+        sweep=planned("score_expressivity", "sweep"),
         code=CODE["score_expressivity"],
     message:
         "Scoring the expressivity sweep"
@@ -62,7 +62,7 @@ rule examples_expressivity:
         runtime=60,
         gpu=USES_GPU,
     params:
-        settings=lambda w: {"seed": CFG.seed, **RUN, "sweep": ex_study.sweep_settings(CFG)},
+        settings=planned("examples_expressivity", "settings"),
         code=CODE["examples_expressivity"],
     message:
         "Fitting the expressivity example panel"
@@ -103,7 +103,7 @@ rule plot_expressivity:
     conda:
         "../envs/gnode.yaml"
     params:
-        threshold=CFG.expressivity.threshold,
+        threshold=planned("plot_expressivity", "threshold"),
         code=CODE["plot_expressivity"],
     message:
         "Drawing the expressivity figures"

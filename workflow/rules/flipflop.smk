@@ -13,7 +13,7 @@ rule prepare_flipflop_data:
     conda:
         "../envs/gnode.yaml"
     params:
-        settings=lambda w: ffd.data_settings(CFG, w.task),
+        settings=planned("prepare_flipflop_data", "settings"),
         code=CODE["prepare_flipflop_data"],
     message:
         "Generating the {wildcards.task} flip-flop trials"
@@ -39,7 +39,7 @@ rule train_flipflop:
         runtime=lambda w: train_runtime_min("flipflop", w.experiment, w.model, int(w.n)),
         gpu=USES_GPU,
     params:
-        settings=lambda w: ff.job_settings(CFG, w.experiment, w.model),
+        settings=planned("train_flipflop", "settings"),
         checkpoints=lambda w: f"results/checkpoints/flipflop/{w.experiment}/{w.model}_N{w.n}",
         code=CODE["train_flipflop"],
     message:
@@ -65,7 +65,7 @@ rule evaluate_flipflop:
         runtime=30,
         gpu=USES_GPU,
     params:
-        run=RUN,
+        run=planned("evaluate_flipflop", "run"),
         code=CODE["evaluate_flipflop"],
     message:
         "Evaluating {wildcards.model} (N={wildcards.n}) on {wildcards.experiment}"
@@ -122,7 +122,7 @@ rule plot_flipflop:
     conda:
         "../envs/gnode.yaml"
     params:
-        figures=CFG.figures.model_dump(),
+        figures=planned("plot_flipflop", "figures"),
         code=CODE["plot_flipflop"],
     message:
         "Drawing the flip-flop figures of {wildcards.experiment}"
@@ -149,7 +149,7 @@ rule analyse_flipflop_attractors:
         runtime=60,
         gpu=USES_GPU,
     params:
-        settings=lambda w: ffa.analysis_settings(CFG, w.experiment),
+        settings=planned("analyse_flipflop_attractors", "settings"),
         code=CODE["analyse_flipflop_attractors"],
     message:
         "Fixed points, memory test and gates of every model of flip-flop experiment {wildcards.experiment}"
@@ -189,7 +189,7 @@ rule plot_flipflop_attractors:
     conda:
         "../envs/gnode.yaml"
     params:
-        figures=CFG.figures.model_dump(),
+        figures=planned("plot_flipflop_attractors", "figures"),
         code=CODE["plot_flipflop_attractors"],
     message:
         "Drawing the phase portraits, memory test and gates of {wildcards.experiment}"
@@ -212,7 +212,7 @@ rule plot_flipflop_overview:
     conda:
         "../envs/gnode.yaml"
     params:
-        figures=CFG.figures.model_dump(),
+        figures=planned("plot_flipflop_overview", "figures"),
         code=CODE["plot_flipflop_overview"],
     message:
         "Drawing the test loss of every model on every flip-flop task"
@@ -234,11 +234,7 @@ rule claims_flipflop:
     conda:
         "../envs/gnode.yaml"
     params:
-        settings={
-            "experiments": list(EXPERIMENTS),
-            "tasks": {name: exp.task for name, exp in EXPERIMENTS.items()},
-            "thresholds": CFG.flipflop.claims.model_dump(),
-        },
+        settings=planned("claims_flipflop", "settings"),
         code=CODE["claims_flipflop"],
     message:
         "Testing the flip-flop findings (claims table)"

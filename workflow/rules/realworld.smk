@@ -17,7 +17,7 @@ rule prepare_realworld_data:
         mem_mb=lambda w: REALWORLD_DATA_MEM[REALWORLD[w.task].dataset],
         runtime=60,
     params:
-        settings=lambda w: rw.data_settings(CFG, w.task),
+        settings=planned("prepare_realworld_data", "settings"),
         code=CODE["prepare_realworld_data"],
     message:
         "Preparing the data of real-world task {wildcards.task}"
@@ -44,7 +44,7 @@ rule train_realworld:
         runtime=lambda w: train_runtime_min("realworld", w.task, w.model),
         gpu=USES_GPU,
     params:
-        settings=lambda w: rw.job_settings(CFG, w.task, w.model),
+        settings=planned("train_realworld", "settings"),
         checkpoints=lambda w: f"results/checkpoints/realworld/{w.task}/{w.model}",
         code=CODE["train_realworld"],
     message:
@@ -94,7 +94,7 @@ rule plot_realworld:
         mem_mb=1000,
         runtime=10,
     params:
-        figures=CFG.figures.model_dump(),
+        figures=planned("plot_realworld", "figures"),
         code=CODE["plot_realworld"],
     message:
         "Drawing the figure of real-world task {wildcards.task}"

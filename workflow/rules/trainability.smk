@@ -31,7 +31,7 @@ rule train_trainability:
         runtime=240,
         gpu=USES_GPU,
     params:
-        settings=lambda w: tr.job_settings(CFG, w.model, int(w.depth), w.activation),
+        settings=planned("train_trainability", "settings"),
         checkpoints=lambda w: f"results/checkpoints/trainability/{w.model}_L{w.depth}_{w.activation}",
         code=CODE["train_trainability"],
     message:
@@ -55,7 +55,7 @@ rule summarise_trainability:
     conda:
         "../envs/gnode.yaml"
     params:
-        settings=lambda w: {"epochs": CFG.trainability.epochs, "claims": CFG.trainability.claims.model_dump()},
+        settings=planned("summarise_trainability", "settings"),
         code=CODE["summarise_trainability"],
     message:
         "Gathering the trainability study: summary per cell and claims"
@@ -88,8 +88,8 @@ rule plot_trainability:
     conda:
         "../envs/gnode.yaml"
     params:
-        figures=CFG.figures.model_dump(),
-        compare_epoch=lambda w: CFG.trainability.claims.compare_epoch,
+        figures=planned("plot_trainability", "figures"),
+        compare_epoch=planned("plot_trainability", "compare_epoch"),
         code=CODE["plot_trainability"],
     message:
         "Drawing the trainability figures"

@@ -1,16 +1,19 @@
-"""Attractor analysis of one flip-flop experiment: fixed/slow points, memory test, gates.
+"""Attractor analysis of one flip-flop experiment (gnode.jobs.analyse_flipflop_attractors)."""
 
-Inputs: ``models``, ``evaluations`` (parallel lists, one per model x N), ``data``.
-Outputs: ``fixed_points``, ``trajectories``, ``speed_grid``, ``gates``, ``memory``,
-``memory_curve`` (Parquet). Params: ``settings`` (gnode.studies.flipflop_analysis.analysis_settings).
-"""
-
+from gnode import jobs
 from gnode.runtime import setup_job
-from gnode.studies import flipflop_analysis
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(sm.threads, sm.log[0])
-outputs = {name: sm.output[name] for name in flipflop_analysis.SCHEMAS}
-flipflop_analysis.analyse_job(
-    dict(sm.params.settings), list(sm.input.models), list(sm.input.evaluations), sm.input.data, outputs
+jobs.analyse_flipflop_attractors(
+    sm.params.settings,
+    models=sm.input.models,
+    evaluations=sm.input.evaluations,
+    data=sm.input.data,
+    out_fixed_points=sm.output.fixed_points,
+    out_trajectories=sm.output.trajectories,
+    out_speed_grid=sm.output.speed_grid,
+    out_gates=sm.output.gates,
+    out_memory=sm.output.memory,
+    out_memory_curve=sm.output.memory_curve,
 )

@@ -1,12 +1,14 @@
-"""Evaluate one trained flip-flop ensemble: test loss per member, one example trial.
+"""Evaluate one trained flip-flop ensemble (gnode.jobs.evaluate_flipflop)."""
 
-Inputs: ``model``, ``data``. Outputs: ``evaluation``, ``examples`` (Parquet).
-Params: ``run`` (device, dtype).
-"""
-
+from gnode import jobs
 from gnode.runtime import setup_job
-from gnode.studies import flipflop
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(sm.threads, sm.log[0])
-flipflop.evaluate_job(dict(sm.params.run), sm.input.model, sm.input.data, sm.output.evaluation, sm.output.examples)
+jobs.evaluate_flipflop(
+    sm.params.run,
+    model=sm.input.model,
+    data=sm.input.data,
+    out_evaluation=sm.output.evaluation,
+    out_examples=sm.output.examples,
+)

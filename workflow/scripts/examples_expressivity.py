@@ -1,11 +1,11 @@
-"""Fit the example panel of the expressivity figures (a few classes, target 0 per K).
+"""Fit the example panel of the expressivity figures (gnode.jobs.examples_expressivity)."""
 
-Outputs: ``examples`` (Parquet). Params: ``settings``.
-"""
-
+from gnode import jobs
 from gnode.runtime import setup_job
-from gnode.studies import expressivity
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(sm.threads, sm.log[0])
-expressivity.examples_job(dict(sm.params.settings), sm.output.examples)
+jobs.examples_expressivity(
+    sm.params.settings,
+    out_examples=sm.output.examples,
+)

@@ -1,12 +1,18 @@
-"""Draw the expressivity figures: score heatmaps, iso-expressivity, score vs parameters, R2(K), examples.
+"""Draw the expressivity figures (gnode.jobs.plot_expressivity)."""
 
-Inputs: ``fits``, ``scores``, ``examples``. Outputs: one PNG per figure and a PDF beside it.
-"""
-
-from gnode.plotting import expressivity
+from gnode import jobs
 from gnode.runtime import setup_job
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(1, sm.log[0])
-out = {k: sm.output[k] for k in ("heatmaps", "iso", "params", "r2", "examples")}
-expressivity.plot_job(list(sm.input.fits), sm.input.scores, sm.input.examples, out, sm.params.threshold)
+jobs.plot_expressivity(
+    sm.params.threshold,
+    fits=sm.input.fits,
+    scores=sm.input.scores,
+    examples=sm.input.examples,
+    out_heatmaps=sm.output.heatmaps,
+    out_iso=sm.output.iso,
+    out_params=sm.output.params,
+    out_r2=sm.output.r2,
+    out_examples=sm.output.examples,
+)

@@ -1,18 +1,19 @@
-"""Draw the attractor figures of one flip-flop experiment: phase portraits, memory test, gates.
+"""Draw the attractor figures of one flip-flop experiment (gnode.jobs.plot_flipflop_attractors)."""
 
-Inputs: the analysis tables (Parquet). Outputs: ``attractors``, ``memory``, ``gates`` (PNG,
-plus the other formats of ``figures.formats``). Params: ``figures``.
-"""
-
-from gnode.io import read_table
-from gnode.plotting import attractors as plots
+from gnode import jobs
 from gnode.runtime import setup_job
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(1, sm.log[0])
-opts = {"formats": sm.params.figures["formats"], "dpi": sm.params.figures["dpi"]}
-traj = read_table(sm.input.trajectories)
-plots.attractor_figure(read_table(sm.input.fixed_points), traj, read_table(sm.input.speed_grid), sm.output.attractors,
-                       **opts)
-plots.memory_figure(read_table(sm.input.memory), read_table(sm.input.memory_curve), sm.output.memory, **opts)
-plots.gates_figure(read_table(sm.input.gates), sm.output.gates, **opts)
+jobs.plot_flipflop_attractors(
+    sm.params.figures,
+    fixed_points=sm.input.fixed_points,
+    trajectories=sm.input.trajectories,
+    speed_grid=sm.input.speed_grid,
+    gates=sm.input.gates,
+    memory=sm.input.memory,
+    memory_curve=sm.input.memory_curve,
+    out_attractors=sm.output.attractors,
+    out_memory=sm.output.memory,
+    out_gates=sm.output.gates,
+)

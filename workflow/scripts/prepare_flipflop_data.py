@@ -1,11 +1,11 @@
-"""Generate one flip-flop task's trials.
+"""Generate one flip-flop task's trials (gnode.jobs.prepare_flipflop_data)."""
 
-Inputs: none. Outputs: ``data`` (Parquet, one row per trial x bin x channel).
-Params: ``settings`` (gnode.studies.flipflop_data.data_settings).
-"""
-
+from gnode import jobs
 from gnode.runtime import setup_job
-from gnode.studies import flipflop_data
 
-setup_job(1, snakemake.log[0])  # noqa: F821 (snakemake is injected)
-flipflop_data.prepare_data(dict(snakemake.params.settings), snakemake.output.data)  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+setup_job(1, sm.log[0])
+jobs.prepare_flipflop_data(
+    sm.params.settings,
+    out_data=sm.output.data,
+)

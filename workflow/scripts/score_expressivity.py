@@ -1,11 +1,13 @@
-"""Score the expressivity sweep: K* and AUC per class, and the claims rows.
+"""Score the expressivity sweep (gnode.jobs.score_expressivity)."""
 
-Inputs: ``fits``. Outputs: ``scores``, ``claims`` (Parquet). Params: ``sweep``.
-"""
-
+from gnode import jobs
 from gnode.runtime import setup_job
-from gnode.studies import expressivity_scores
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(1, sm.log[0])
-expressivity_scores.score_job(dict(sm.params.sweep), list(sm.input.fits), sm.output.scores, sm.output.claims)
+jobs.score_expressivity(
+    sm.params.sweep,
+    fits=sm.input.fits,
+    out_scores=sm.output.scores,
+    out_claims=sm.output.claims,
+)

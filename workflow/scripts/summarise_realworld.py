@@ -1,11 +1,13 @@
-"""Gather the real-world evaluations into the summary (mean and sd over seeds) and claims tables.
+"""Gather the real-world evaluations into the summary and claims tables (gnode.jobs.summarise_realworld)."""
 
-Inputs: ``evaluations`` (Parquet, one per job). Outputs: ``summary``, ``claims`` (Parquet), ``html``.
-"""
-
+from gnode import jobs
 from gnode.runtime import setup_job
-from gnode.studies import realworld_summary
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(1, sm.log[0])
-realworld_summary.summarise_job(list(sm.input.evaluations), sm.output.summary, sm.output.claims, sm.output.html)
+jobs.summarise_realworld(
+    evaluations=sm.input.evaluations,
+    out_summary=sm.output.summary,
+    out_claims=sm.output.claims,
+    out_html=sm.output.html,
+)

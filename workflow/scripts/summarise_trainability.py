@@ -1,15 +1,21 @@
-"""Gather the trainability jobs' tables; add epochs to the threshold; write the summary and the claims.
+"""Gather the trainability jobs' tables; write the summary and the claims (gnode.jobs.summarise_trainability)."""
 
-Inputs: ``members``, ``history``, ``propagation``, ``spectrum`` (lists, one file per job).
-Outputs: the gathered tables, ``summary`` (Parquet and ``html``), ``claims``. Params:
-``settings`` (epochs and the thresholds of config trainability.claims).
-"""
-
+from gnode import jobs
 from gnode.runtime import setup_job
-from gnode.studies import trainability, trainability_summary
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(1, sm.log[0])
-inputs = {t: list(sm.input[t]) for t in trainability.JOB_TABLES}
-out = {k: sm.output[k] for k in [*trainability.JOB_TABLES, "summary", "html", "claims"]}
-trainability_summary.summarise_job(inputs, dict(sm.params.settings), out)
+jobs.summarise_trainability(
+    sm.params.settings,
+    members=sm.input.members,
+    history=sm.input.history,
+    propagation=sm.input.propagation,
+    spectrum=sm.input.spectrum,
+    out_members=sm.output.members,
+    out_history=sm.output.history,
+    out_propagation=sm.output.propagation,
+    out_spectrum=sm.output.spectrum,
+    out_summary=sm.output.summary,
+    out_html=sm.output.html,
+    out_claims=sm.output.claims,
+)

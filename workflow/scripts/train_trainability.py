@@ -1,14 +1,17 @@
-"""Diagnose at initialisation, then train, every member (init x seed) of one (model, depth, activation).
+"""Diagnose at init, then train, one (model, depth, activation) of the trainability study (gnode.jobs.train_trainability)."""
 
-Inputs: ``data`` (the flip-flop task's trials). Outputs: ``members``, ``history``,
-``propagation``, ``spectrum`` (Parquet, gnode.studies.trainability.JOB_TABLES). Params:
-``settings`` (gnode.studies.trainability.job_settings), ``checkpoints`` (folder to resume from).
-"""
-
+from gnode import jobs
 from gnode.runtime import setup_job
-from gnode.studies import trainability
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(sm.threads, sm.log[0])
-out = {t: sm.output[t] for t in trainability.JOB_TABLES}
-trainability.train_job(dict(sm.params.settings), sm.input.data, out, checkpoint_dir=sm.params.checkpoints, code=sm.params.code)
+jobs.train_trainability(
+    sm.params.settings,
+    data=sm.input.data,
+    out_members=sm.output.members,
+    out_history=sm.output.history,
+    out_propagation=sm.output.propagation,
+    out_spectrum=sm.output.spectrum,
+    checkpoints=sm.params.checkpoints,
+    code=sm.params.code,
+)
