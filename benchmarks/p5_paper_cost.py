@@ -214,6 +214,20 @@ def time_sweep(sweep: dict, device, steps: int = 10) -> float:
     return (time.perf_counter() - t0) * sweep["steps"] / steps
 
 
+def flops(job: Job) -> tuple[float, float]:
+    """(training, selection) flops of ``job``: 2 P per member, sequence and Euler step forward, x 3
+    with the backward; selection evaluates its set once per epoch or once per iteration."""
+    from gnode.models import parameter_count
+
+    train = select = 0.0
+    for g in job.groups:
+        s = g.shape
+        per = 2 * parameter_count(s.spec) * s.steps * s.spec.substeps * s.members * g.epochs
+        train += per * 3 * s.batch * g.iterations
+        select += per * s.n_eval * (g.iterations if s.select_every == "iteration" else 1)
+    return train, select
+
+
 def shape_key(shape: Shape) -> str:
     """A stable text key of ``shape`` for the timings file."""
     return json.dumps({**shape.__dict__, "spec": shape.spec.to_dict()}, sort_keys=True)
@@ -291,7 +305,9 @@ def main():
         print(f"\n== {name} ({' + '.join(['config.yaml', *overlays])}): {len(jobs)} training jobs, "
               f"timed in {time.perf_counter() - t_start:.0f} s")
         for st, s in by_study.items():
-            print(f"   {st:13s} {hours(s):>10s} of one core")
+            f = [flops(j) for j in jobs if j.study == st]
+            fl = f"   {sum(a for a, _ in f) / 1e15:.2f} + {sum(b for _, b in f) / 1e15:.2f} PFLOP (training + selection)"
+            print(f"   {st:13s} {hours(s):>10s} of one core" + (fl if st != "expressivity" else ""))
         print(f"   total         {hours(cpu):>10s} of one core -> {hours(wall)} wall on {args.cores} cores "
               f"(longest job {hours(max(j.seconds for j in jobs))})")
         for j in sorted(jobs, key=lambda j: -j.seconds)[: args.top]:
