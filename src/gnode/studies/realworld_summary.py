@@ -16,6 +16,8 @@ import pyarrow as pa
 from gnode import io
 from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
 
+STUDY = "realworld"
+
 SUMMARY_SCHEMA = pa.schema(
     [
         ("task", pa.string()),
@@ -98,11 +100,11 @@ def realworld_claims(evaluations: pd.DataFrame, thresholds: Mapping) -> pd.DataF
             f"{int(g['budget'].iloc[0])}" + ("" if n else "; nODE or gnODE results missing")
         )
         rows.append(
-            claim("realworld", f"rw_gating_{task}", f"Gating improves nODEs on {task}",
+            claim(STUDY, f"rw_gating_{task}", f"Gating improves nODEs on {task}",
                   f"mean over seeds of the {stat_word}", mean, ">", thresholds["improvement"], note)
         )
         rows.append(
-            claim("realworld", f"rw_gating_{task}_significant", f"The gating improvement on {task} exceeds its seed spread",
+            claim(STUDY, f"rw_gating_{task}_significant", f"The gating improvement on {task} exceeds its seed spread",
                   f"paired t statistic over seeds of the {stat_word}", t, ">", thresholds["t_statistic"], note)
         )
     return claims_frame(rows)
