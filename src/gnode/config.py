@@ -227,6 +227,32 @@ class ExpressivityFlow(Strict):
     activation: Literal[tuple(ACTIVATIONS)] = Field(description="nonlinearity of F")  # type: ignore[valid-type]
 
 
+class ExpressivityClaims(Strict):
+    """Thresholds of the expressivity claims (results/expressivity/claims.parquet), fixed before the run."""
+
+    auc_tol: float = Field(
+        0.01, ge=0, le=1, description="AUC differences below this carry no signal: groups (by flow or by N) whose AUC "
+        "range is smaller, and gated/non-gated pairs closer than this, are left out of the claims"
+    )
+    spearman_n: float = Field(
+        0.5, ge=-1, le=1, description="median over (flow, gated) of Spearman(N, AUC) must reach this"
+    )
+    spearman_flow: float = Field(
+        0.5, ge=-1, le=1, description="median over (N >= 2, gated) of Spearman(flow rank, AUC) must reach this"
+    )
+    richer_flow_sign: float = Field(
+        0.0, ge=-1, le=1, description="mean over (K, gated) of sign(N needed by the simplest flow - N needed by the "
+        "richest) must exceed this"
+    )
+    gating_auc_gain: float = Field(
+        0.0, ge=-1, le=1, description="median over (N >= 2, flow) of AUC(gated) - AUC(non-gated) must exceed this"
+    )
+    linear_fraction: float = Field(
+        1.0, ge=0, le=1, description="analytic check: fraction of N at which the linear non-gated F has "
+        "K* = min(floor(N/2), k_max) must reach this"
+    )
+
+
 class ExpressivitySettings(Strict):
     """The expressivity measure and its sweep (docs/expressivity.md documents every key)."""
 
@@ -253,6 +279,7 @@ class ExpressivitySettings(Strict):
         "adaptive", description="R2 a class must reach at K: a number, or adaptive = 1 - 1/(2K)"
     )
     max_members: int = Field(256, ge=1, le=100_000, description="fits batched in one ensemble at most")
+    claims: ExpressivityClaims = Field(default_factory=ExpressivityClaims)
 
 
 # ------------------------------------------------------------------ real-world benchmarks
@@ -364,8 +391,21 @@ class RealWorldTask(Strict):
         return self
 
 
+class RealWorldClaims(Strict):
+    """Thresholds of the real-world claims (results/realworld/claims.parquet), fixed before the run."""
+
+    improvement: float = Field(
+        0.0, ge=0, le=1e6, description="mean over seeds of gnODE's improvement over nODE (test MSE of nODE minus "
+        "gnODE, or test accuracy of gnODE minus nODE) must exceed this"
+    )
+    t_statistic: float = Field(
+        2.0, gt=0, le=1000, description="that mean over its standard error (paired over seeds) must exceed this"
+    )
+
+
 class RealWorldSettings(Strict):
     tasks: dict[Name, RealWorldTask] = Field(default_factory=dict, description="real-world tasks by name")
+    claims: RealWorldClaims = Field(default_factory=RealWorldClaims)
 
 
 # ------------------------------------------------------------------ trainability

@@ -15,8 +15,9 @@ Pieces (all pure functions; devices, dtypes and seeds are arguments):
 - :func:`frequency_band`, :func:`sinusoid_target`, :func:`make_targets` - the targets;
 - :func:`fit_model_class` - all (K, target, restart) fits of one model class (or of several
   N with one flow field, padded into one ensemble) in one batched training loop;
-- :func:`score` - K*, AUC and parameter count per model class;
-- :func:`claims` - the study's claim rows;
+- :func:`score` - K*, AUC and parameter count per model class (the claims drawn from them:
+  :func:`gnode.studies.expressivity_scores.expressivity_claims`, apart so that editing them re-runs
+  no fit);
 - :func:`run_sweep` - the whole sweep from a plain settings dict (:data:`DEFAULT_SETTINGS`);
 - :func:`example_fits` - target and fitted trajectories for a few classes (figures).
 
@@ -817,89 +818,6 @@ def n_needed(scores: pd.DataFrame, k: int) -> pd.DataFrame:
         rows.append({"gated": bool(gated), "flow": flow, "flow_rank": int(rank), "k": int(k),
                      "n_needed": float(ok.min()) if len(ok) else math.nan})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    x, y = pd.Series(list(x), dtype=float), pd.Series(list(y), dtype=float)
-    if len(x) < 2 or x.nunique() < 2 or y.nunique() < 2:
-        return math.nan
-    return float(x.rank().corr(y.rank()))
-
-
-def claims(scores: pd.DataFrame, *, tol: float = 0.01) -> pd.DataFrame:
-    """Claim rows of the expressivity study (study, claim, statistic, threshold, value, holds).
-
-    AUC differences below ``tol`` carry no signal (e.g. every class of a group fits every
-    target): such groups and pairs are left out of claims 1, 2 and 4.
-
-    1. AUC grows with N at fixed flow field: median over (flow, gated) of Spearman(N, AUC) >= 0.5.
-    2. AUC grows with the flow field at fixed N: median over (N >= 2, gated) of
-       Spearman(flow rank, AUC) >= 0.5.
-    3. A richer F reaches a given K at lower N: mean over (K, gated) of
-       sign(N needed by the simplest flow - N needed by the richest flow) > 0, with an N never
-       reached counted as (largest N + 1) and pairs that neither flow reaches dropped.
-    4. Gating helps: median over (N >= 2, flow) of AUC(gated) - AUC(non-gated) > 0.
-    5. Analytic check: a linear non-gated F has K* = min(floor(N / 2), k_max) for every N
-       (fraction of N where it does, must be 1).
-
-    A claim whose statistic cannot be computed (e.g. a single flow) has value NaN and
-    ``holds = False``.
-    """
-    rows = []
-
-    def add(claim, statistic, threshold, value, holds):
-        rows.append({"study": "expressivity", "claim": claim, "statistic": statistic, "threshold": float(threshold),
-                     "value": float(value), "holds": bool(holds) if np.isfinite(value) else False})  # fmt: skip
-
-    def spread(g):
-        return g["auc"].max() - g["auc"].min() >= tol
-
-    rhos = [_spearman(g["n"], g["auc"]) for _, g in scores.groupby(["flow_rank", "gated"]) if spread(g)]
-    v = float(np.nanmedian(rhos)) if rhos and np.isfinite(rhos).any() else math.nan
-    add("Expressivity grows with the phase-space dimension N at a fixed flow field F",
-        f"median over (flow, gated) of the Spearman correlation between N and AUC (groups with AUC range < {tol} "
-        "left out)", 0.5, v, v >= 0.5)  # fmt: skip
-
-    big = scores[scores["n"] >= 2]
-    rhos = [_spearman(g["flow_rank"], g["auc"]) for _, g in big.groupby(["n", "gated"]) if spread(g)]
-    v = float(np.nanmedian(rhos)) if rhos and np.isfinite(rhos).any() else math.nan
-    add("Expressivity grows with the flow-field complexity (depth, width) at a fixed N",
-        "median over (N >= 2, gated) of the Spearman correlation between flow rank (simplest to richest) and AUC "
-        f"(groups with AUC range < {tol} left out)", 0.5, v, v >= 0.5)  # fmt: skip
-
-    signs = []
-    if scores["flow_rank"].nunique() >= 2:
-        lo_rank, hi_rank = scores["flow_rank"].min(), scores["flow_rank"].max()
-        cap = scores["n"].max() + 1
-        for k in range(1, int(scores["k_max"].max()) + 1):
-            need = n_needed(scores, k)
-            for _gated, g in need.groupby("gated"):
-                a = g.loc[g["flow_rank"] == lo_rank, "n_needed"]
-                b = g.loc[g["flow_rank"] == hi_rank, "n_needed"]
-                if a.empty or b.empty or (a.isna().all() and b.isna().all()):
-                    continue
-                signs.append(np.sign(a.fillna(cap).iloc[0] - b.fillna(cap).iloc[0]))
-    v = float(np.mean(signs)) if signs else math.nan
-    add("A richer flow field reaches a given complexity K at a lower N",
-        "mean over (K, gated) of sign(N needed by the simplest flow - N needed by the richest flow); "
-        "N not reached = largest N + 1; pairs neither reaches dropped", 0.0, v, v > 0)  # fmt: skip
-
-    diffs = []
-    for _, g in big.groupby(["n", "flow_rank"]):
-        if g["gated"].nunique() == 2:
-            d = g.loc[g["gated"], "auc"].iloc[0] - g.loc[~g["gated"], "auc"].iloc[0]
-            if abs(d) >= tol:
-                diffs.append(d)
-    v = float(np.median(diffs)) if diffs else math.nan
-    add("Gating increases expressivity at the same N and flow field",
-        f"median over (N >= 2, flow) of AUC(gated) - AUC(non-gated) (pairs closer than {tol} left out)",
-        0.0, v, v > 0)  # fmt: skip
-
-    lin = scores[(scores["activation"] == "linear") & (scores["depth"] == 0) & (~scores["gated"])]
-    v = float(np.mean(lin["k_star"] == np.minimum(lin["n"] // 2, lin["k_max"]))) if len(lin) else math.nan
-    add("Analytic check: a linear flow field of dimension N has capacity K* = floor(N/2)",
-        "fraction of N (linear F, non-gated) with K* = min(floor(N/2), k_max)", 1.0, v, v >= 1.0)  # fmt: skip
-    return pd.DataFrame(rows, columns=["study", "claim", "statistic", "threshold", "value", "holds"])
 
 
 # --------------------------------------------------------------------------- sweep

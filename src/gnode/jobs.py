@@ -250,11 +250,13 @@ def fit_expressivity(settings: dict, *, out_fits: PathLike) -> None:
 
 
 @job()
-def score_expressivity(sweep: dict, *, fits: Paths, out_scores: PathLike, out_claims: PathLike) -> None:
+def score_expressivity(
+    sweep: dict, thresholds: dict, *, fits: Paths, out_scores: PathLike, out_claims: PathLike
+) -> None:
     """Score the expressivity sweep: K* and AUC per class, and the claims rows."""
     from gnode.studies import expressivity_scores
 
-    expressivity_scores.score_job(sweep, list(fits), out_scores, out_claims)
+    expressivity_scores.score_job(sweep, thresholds, list(fits), out_scores, out_claims)
 
 
 @job()
@@ -315,12 +317,12 @@ def train_realworld(
 
 @job()
 def summarise_realworld(
-    *, evaluations: Paths, out_summary: PathLike, out_claims: PathLike, out_html: PathLike
+    thresholds: dict, *, evaluations: Paths, out_summary: PathLike, out_claims: PathLike, out_html: PathLike
 ) -> None:
     """Gather the real-world evaluations into the summary (mean and sd over seeds) and claims tables."""
     from gnode.studies import realworld_summary
 
-    realworld_summary.summarise_job(list(evaluations), out_summary, out_claims, out_html)
+    realworld_summary.summarise_job(thresholds, list(evaluations), out_summary, out_claims, out_html)
 
 
 @job()

@@ -133,7 +133,7 @@ def fit_expressivity(cfg: Config, flow: int, gated: int) -> dict:
 
 @_plans
 def score_expressivity(cfg: Config) -> dict:
-    return {"sweep": ex_study.sweep_settings(cfg)}
+    return {"sweep": ex_study.sweep_settings(cfg), "thresholds": cfg.expressivity.claims.model_dump()}
 
 
 @_plans
@@ -157,6 +157,11 @@ def prepare_realworld_data(cfg: Config, task: str) -> dict:
 @_plans
 def train_realworld(cfg: Config, task: str, model: str) -> dict:
     return {"settings": rw.job_settings(cfg, task, model)}
+
+
+@_plans
+def summarise_realworld(cfg: Config) -> dict:
+    return {"thresholds": cfg.realworld.claims.model_dump()}
 
 
 @_plans

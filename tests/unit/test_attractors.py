@@ -223,13 +223,13 @@ def test_gating_and_size_claims_compare_the_right_rows():
         ("v", "3bit_variable", "gnode", 3, 0.02, 0.05), ("v", "3bit_variable", "gnode", 6, 0.015, 0.04),
         ("v", "3bit_variable", "gnode", 100, 0.01, 0.03), ("v", "3bit_variable", "node", 6, 0.03, 0.2),
     ])
-    best, median = fc.gating_claims(s, "v", 1.0)
+    best, median = fc.gating_rows(s, "v", 1.0)
     assert best["value"] == pytest.approx(0.5) and best["holds"] and "N=6" in best["note"]
     assert median["value"] == pytest.approx(0.2) and median["holds"]
-    small = fc.small_vs_large_claim(s, "v", 2.0)
+    small = fc.small_vs_large_row(s, "v", 2.0)
     assert small["value"] == pytest.approx(2.0) and small["holds"]  # <= margin
-    assert not fc.small_vs_large_claim(s, "v", 1.5)["holds"]
-    missing = fc.gating_claims(s[s["model"] != "node"], "v", 1.0)[0]
+    assert not fc.small_vs_large_row(s, "v", 1.5)["holds"]
+    missing = fc.gating_rows(s[s["model"] != "node"], "v", 1.0)[0]
     assert math.isnan(missing["value"]) and not missing["holds"] and "common N" in missing["note"]
 
 
@@ -239,13 +239,13 @@ def test_ring_claims_use_the_attracting_points_and_measure_the_circle():
             for k, t in enumerate(theta)]
     source = {"model": "gnode", "n": 2, "n_unstable": 2, "readout": [0.0, 0.0]}  # the centre: excluded
     other = {"model": "node", "n": 2, "n_unstable": 0, "readout": [5.0, 0.0]}
-    cv, cover = fc.ring_claims(pd.DataFrame(ring + [source, other]), "r", 0.1, 0.5)
+    cv, cover = fc.ring_rows(pd.DataFrame(ring + [source, other]), "r", 0.1, 0.5)
     assert cv["value"] == pytest.approx(0, abs=1e-12) and cv["holds"]
     assert cover["value"] == 1 and cover["holds"]
     half = [p for p in ring if p["readout"][1] > 1e-9]  # 15, 30, ..., 165 degrees
-    _, cover = fc.ring_claims(pd.DataFrame(half), "r", 0.1, 0.75)
+    _, cover = fc.ring_rows(pd.DataFrame(half), "r", 0.1, 0.75)
     assert cover["value"] == pytest.approx(0.5) and not cover["holds"]
-    cv, _ = fc.ring_claims(pd.DataFrame([source]), "r", 0.1, 0.5)
+    cv, _ = fc.ring_rows(pd.DataFrame([source]), "r", 0.1, 0.5)
     assert math.isnan(cv["value"]) and not cv["holds"]
 
 
@@ -255,5 +255,5 @@ def test_low_dim_claim_is_variance_explained():
     var = fc.target_variance(data)
     assert var == pytest.approx(2.5)
     s = _summary([("d", "2bit_disk", "gnode", 2, 0.25, 0.3)])
-    row = fc.low_dim_claim(s, "d", var, 0.8)
+    row = fc.low_dim_row(s, "d", var, 0.8)
     assert row["value"] == pytest.approx(0.9) and row["holds"]

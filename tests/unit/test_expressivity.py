@@ -13,10 +13,13 @@ import pytest
 import torch
 
 from gnode import expressivity as ex
+from gnode.config import ExpressivityClaims
+from gnode.studies import expressivity_scores as es
 
 torch.set_num_threads(1)
 
 LINEAR = {"depth": 0, "width": 0, "activation": "linear"}
+THRESHOLDS = ExpressivityClaims().model_dump()  # the config's defaults
 RELU = {"depth": 1, "width": 16, "activation": "relu"}
 
 
@@ -218,30 +221,35 @@ def test_score_on_handmade_table():
 
 
 def test_claims_on_handmade_table():
-    cl = ex.claims(ex.score(_handmade_fits()))
-    assert list(cl.columns) == ["study", "claim", "statistic", "threshold", "value", "holds"]
+    cl = es.expressivity_claims(ex.score(_handmade_fits()), THRESHOLDS).set_index("claim_id")
+    assert list(cl.index) == ["ex_grows_with_n", "ex_grows_with_flow", "ex_richer_flow_lower_n", "ex_gating_helps",
+                              "ex_linear_check"]
     assert (cl["study"] == "expressivity").all()
     assert cl["holds"].all(), cl
-    by = dict(zip(cl["claim"].str.split().str[:3].str.join(" "), cl["value"]))
-    assert by["Expressivity grows with"] == pytest.approx(1.0)  # AUC increases in N everywhere
+    assert list(cl["comparison"]) == [">=", ">=", ">", ">", ">="]
+    assert list(cl["threshold"]) == [0.5, 0.5, 0.0, 0.0, 1.0]
+    assert cl.loc["ex_grows_with_n", "value"] == pytest.approx(1.0)  # AUC increases in N everywhere
     # K = 1: both flows need N = 2 (0); K = 2 non-gated: 4 vs 2 (+1), gated 2 vs 2 (0);
     # K = 3 non-gated: not reached (5) vs 4 (+1), gated 4 vs 4 (0) -> mean 2/6
-    assert cl.loc[cl["claim"].str.startswith("A richer"), "value"].iloc[0] == pytest.approx(2 / 6)
-    gate = cl.loc[cl["claim"].str.startswith("Gating"), "value"].iloc[0]
+    assert cl.loc["ex_richer_flow_lower_n", "value"] == pytest.approx(2 / 6)
+    gate = cl.loc["ex_gating_helps", "value"]
     assert gate == pytest.approx(np.median([0.4 / 3, 0.2 / 3, 0.15 / 3, 0.04 / 3]))
-    assert cl.loc[cl["claim"].str.startswith("Analytic"), "value"].iloc[0] == 1.0
+    assert cl.loc["ex_linear_check", "value"] == 1.0
+    # the thresholds are the config's: a required mean sign above 2/6 makes that row fail
+    strict = es.expressivity_claims(ex.score(_handmade_fits()), THRESHOLDS | {"richer_flow_sign": 0.5})
+    assert not strict.set_index("claim_id").loc["ex_richer_flow_lower_n", "holds"]
 
 
 def test_claims_fail_honestly():
     fits = _handmade_fits()
     fits.loc[fits["flow"] == "relu L1xM16", "r2"] = 0.05  # the richer flow learns nothing
-    cl = ex.claims(ex.score(fits)).set_index(cl_key := "claim")
-    flow_claim = next(c for c in cl.index if c.startswith("Expressivity grows with the flow"))
-    assert not cl.loc[flow_claim, "holds"] and cl.loc[flow_claim, "value"] < 0
-    assert not cl.loc[next(c for c in cl.index if c.startswith("A richer")), "holds"]
+    cl = es.expressivity_claims(ex.score(fits), THRESHOLDS).set_index("claim_id")
+    assert not cl.loc["ex_grows_with_flow", "holds"] and cl.loc["ex_grows_with_flow", "value"] < 0
+    assert not cl.loc["ex_richer_flow_lower_n", "holds"]
     # a single flow: the flow claims cannot be computed -> NaN, not holding
-    one = ex.claims(ex.score(_handmade_fits().query("flow == 'linear'"))).set_index(cl_key)
-    assert math.isnan(one.loc[flow_claim, "value"]) and not one.loc[flow_claim, "holds"]
+    one = es.expressivity_claims(ex.score(_handmade_fits().query("flow == 'linear'")), THRESHOLDS)
+    one = one.set_index("claim_id")
+    assert math.isnan(one.loc["ex_grows_with_flow", "value"]) and not one.loc["ex_grows_with_flow", "holds"]
 
 
 # ------------------------------------------------------------------------- sweep plumbing
@@ -264,7 +272,7 @@ def test_run_sweep_and_examples_tiny(tmp_path):
     assert len(fits) == 2 * 2 * 2 * 2 and list(fits.columns) == ex.FIT_COLUMNS
     assert len(scores) == 8 and list(scores.columns) == ex.SCORE_COLUMNS
     assert set(scores["flow"]) == {"linear", "relu L1xM4"}
-    cl = ex.claims(scores)
+    cl = es.expressivity_claims(scores, THRESHOLDS)
     assert len(cl) == 5 and cl["holds"].dtype == bool
     exm = ex.example_fits([{"n": 2, **LINEAR, "gated": False}], [1, 2], settings, seed=0)
     assert set(exm.columns) >= {"n", "depth", "width", "activation", "gated", "k", "t", "target", "output"}
@@ -347,9 +355,9 @@ def test_claims_ignore_saturated_groups():
         e["r2"] = np.where(e["flow"] == "linear", 1.0, 0.9999)
         extra.append(e)
     both = ex.score(pd.concat([fits, *extra], ignore_index=True))
-    cl = ex.claims(both).set_index("claim")
-    flow_claim = next(c for c in cl.index if c.startswith("Expressivity grows with the flow"))
-    assert cl.loc[flow_claim, "value"] == pytest.approx(1.0) and cl.loc[flow_claim, "holds"]
-    # with tol = 0 the four saturated groups count (rho = -1) against the four informative ones
-    cl0 = ex.claims(both, tol=0.0).set_index("claim")
-    assert cl0.loc[flow_claim, "value"] == pytest.approx(0.0) and not cl0.loc[flow_claim, "holds"]
+    cl = es.expressivity_claims(both, THRESHOLDS).set_index("claim_id")
+    assert cl.loc["ex_grows_with_flow", "value"] == pytest.approx(1.0) and cl.loc["ex_grows_with_flow", "holds"]
+    # with auc_tol = 0 the four saturated groups count (rho = -1) against the four informative ones
+    cl0 = es.expressivity_claims(both, THRESHOLDS | {"auc_tol": 0.0}).set_index("claim_id")
+    assert cl0.loc["ex_grows_with_flow", "value"] == pytest.approx(0.0) and not cl0.loc["ex_grows_with_flow", "holds"]
+    assert "AUC range < 0.0 left out" in cl0.loc["ex_grows_with_flow", "statistic"]

@@ -45,7 +45,7 @@ def memory_table(m: RecurrentEnsemble, model: str, task: str = "2bit_square", te
 
 
 def memory_rows(table: pd.DataFrame) -> dict[str, dict]:
-    rows = fc.memory_claims(table, "sq", THRESHOLDS["memory_error"], THRESHOLDS["memory_drift"])
+    rows = fc.memory_rows(table, "sq", THRESHOLDS["memory_error"], THRESHOLDS["memory_drift"])
     return {r["claim_id"]: r for r in rows}
 
 
@@ -100,21 +100,21 @@ def square_summary(losses: dict[str, float]) -> pd.DataFrame:
 
 def test_square_rank_counts_the_baselines_with_a_lower_best_loss():
     losses = {"rnn": 0.04, "gru": 0.02, "mgru": 0.05, "node": 0.08, "gnode": 0.03}
-    row = fc.square_rank_claim(square_summary(losses), "sq", 1)
+    row = fc.square_rank_row(square_summary(losses), "sq", 1)
     assert row["value"] == 2 and not row["holds"]  # only the GRU is better
     assert row["note"].index("gru") < row["note"].index("gnode") < row["note"].index("rnn")
-    assert fc.square_rank_claim(square_summary(losses), "sq", 2)["holds"]
-    best = fc.square_rank_claim(square_summary({**losses, "gnode": 0.01}), "sq", 1)
+    assert fc.square_rank_row(square_summary(losses), "sq", 2)["holds"]
+    best = fc.square_rank_row(square_summary({**losses, "gnode": 0.01}), "sq", 1)
     assert best["value"] == 1 and best["holds"] and best["threshold"] == 1
 
 
 def test_square_rank_treats_a_diverged_baseline_as_worse_and_a_missing_one_as_no_answer():
     losses = {"rnn": math.nan, "gru": 0.02, "mgru": 0.05, "node": 0.08, "gnode": 0.01}
-    row = fc.square_rank_claim(square_summary(losses), "sq", 1)
+    row = fc.square_rank_row(square_summary(losses), "sq", 1)
     assert row["value"] == 1 and row["holds"] and "rnn diverged" in row["note"]
-    missing = fc.square_rank_claim(square_summary({k: v for k, v in losses.items() if k != "mgru"}), "sq", 1)
+    missing = fc.square_rank_row(square_summary({k: v for k, v in losses.items() if k != "mgru"}), "sq", 1)
     assert math.isnan(missing["value"]) and not missing["holds"] and "not trained at N=2: mgru" in missing["note"]
-    no_gnode = fc.square_rank_claim(square_summary({**losses, "gnode": math.nan}), "sq", 5)
+    no_gnode = fc.square_rank_row(square_summary({**losses, "gnode": math.nan}), "sq", 5)
     assert math.isnan(no_gnode["value"]) and not no_gnode["holds"]
 
 
@@ -129,17 +129,17 @@ CORNERS = [(1, 1), (1, -1), (-1, 1), (-1, -1)]
 def test_fixed_targets_claim_needs_a_stable_fixed_point_near_each_of_the_four_states():
     near = [(x + 0.05, y - 0.1) for x, y in CORNERS]
     extra = points([(0, 0)], stable=False) + points([(5, 5)], model="node")  # a saddle; another model
-    row = fc.fixed_targets_claim(pd.DataFrame(points(near) + extra), "f", 0.25)
+    row = fc.fixed_targets_row(pd.DataFrame(points(near) + extra), "f", 0.25)
     assert row["value"] == pytest.approx(math.hypot(0.05, 0.1)) and row["holds"] and "4 of 4" in row["note"]
     # one target missing: (-1, -1); its nearest stable fixed point is the one near (-1, +1)
     three = pd.DataFrame(points(near[:3]) + extra)
-    row = fc.fixed_targets_claim(three, "f", 0.25)
+    row = fc.fixed_targets_row(three, "f", 0.25)
     assert row["value"] == pytest.approx(math.hypot(0.05, 2 - 0.1)) and not row["holds"] and "3 of 4" in row["note"]
     # the fourth point exists but is unstable, or only slow: still missing
     for flags in ({"stable": False}, {"is_fixed": False}):
         df = pd.DataFrame(points(near[:3]) + points(near[3:], **flags))
-        assert not fc.fixed_targets_claim(df, "f", 0.25)["holds"]
-    none = fc.fixed_targets_claim(pd.DataFrame(extra), "f", 0.25)
+        assert not fc.fixed_targets_row(df, "f", 0.25)["holds"]
+    none = fc.fixed_targets_row(pd.DataFrame(extra), "f", 0.25)
     assert math.isnan(none["value"]) and not none["holds"]
 
 

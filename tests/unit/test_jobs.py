@@ -87,8 +87,8 @@ def _every_job(cfg):
     out += [("train_trainability", {"model": m, "depth": str(d), "activation": a})
             for m, d, a in trainability.cells(cfg)]
     out += [(r, {}) for r in ("plot_flipflop_overview", "claims_flipflop", "score_expressivity",
-                              "examples_expressivity", "plot_expressivity", "summarise_trainability",
-                              "plot_trainability")]
+                              "examples_expressivity", "plot_expressivity", "summarise_realworld",
+                              "summarise_trainability", "plot_trainability")]
     return out
 
 

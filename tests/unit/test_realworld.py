@@ -13,8 +13,7 @@ import torch
 import yaml
 
 from gnode import io
-from gnode.claims import CLAIMS_SCHEMA
-from gnode.config import DATASET_NAMES, RealWorldTask, validate_config
+from gnode.config import DATASET_NAMES, RealWorldClaims, RealWorldTask, validate_config
 from gnode.datasets import DATASETS
 from gnode.models import MODEL_KINDS, RecurrentEnsemble
 from gnode.studies import realworld as rw
@@ -265,14 +264,13 @@ def test_summary_is_mean_and_sd_over_seeds():
     assert gn["n_seeds"] == 3 and gn["n_ok"] == 2 and gn["mean"] == 1.0
 
 
-def test_gating_claims_pair_seeds_and_respect_the_metric_direction():
+def test_realworld_claims_pair_seeds_and_respect_the_metric_direction():
     ev = pd.concat([
         _evals({"node": [2.0, 2.2, 2.4], "gnode": [1.0, 1.1, 1.3]}),
         _evals({"node": [0.9, 0.8, 0.85], "gnode": [0.95, 0.9, 0.9]}, metric="accuracy", task="chars"),
         _evals({"rnn": [1.0, 2.0]}, task="only_rnn"),
     ])
-    c = rws.gating_claims(ev).set_index("claim_id")
-    assert list(rws.gating_claims(ev).columns) == CLAIMS_SCHEMA.names
+    c = rws.realworld_claims(ev, RealWorldClaims().model_dump()).set_index("claim_id")
     w = c.loc["rw_gating_walker2d"]
     assert w["value"] == pytest.approx(np.mean([1.0, 1.1, 1.1])) and w["holds"]
     assert c.loc["rw_gating_walker2d_significant"]["value"] > 2 and c.loc["rw_gating_walker2d_significant"]["holds"]
@@ -280,6 +278,11 @@ def test_gating_claims_pair_seeds_and_respect_the_metric_direction():
     assert ch["value"] == pytest.approx(np.mean([0.05, 0.1, 0.05])) and ch["holds"]
     missing = c.loc["rw_gating_only_rnn"]
     assert math.isnan(missing["value"]) and not missing["holds"] and "missing" in missing["note"]
+    # the thresholds are the config's: a gain of 0.2 is more than the chars task shows
+    strict = rws.realworld_claims(ev, {"improvement": 0.2, "t_statistic": 1e3}).set_index("claim_id")
+    assert strict.loc["rw_gating_walker2d", "holds"] and not strict.loc["rw_gating_chars", "holds"]
+    assert strict.loc["rw_gating_chars", "value"] == ch["value"] and strict.loc["rw_gating_chars", "threshold"] == 0.2
+    assert not strict.loc["rw_gating_walker2d_significant", "holds"]
 
 
 def test_the_test_overlay_overrides_every_default_task_at_tiny_scale():

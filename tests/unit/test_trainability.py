@@ -72,7 +72,7 @@ def test_claims_on_a_synthetic_table_hold_and_fail_as_constructed():
         ("gnode", 1, "relu", "critical", 0, 0.0, 0.1, 1), ("gnode", 1, "relu", "xavier", 0, -0.3, 0.1, 2),
         ("gnode", 1, "tanh", "critical", 0, 0.0, 0.1, 1), ("gnode", 1, "tanh", "xavier", 0, -0.3, 0.1, 4),
     ]
-    c = trs.claims(_members(rows), THRESHOLDS, epochs=10).set_index("claim_id")
+    c = trs.trainability_claims(_members(rows), THRESHOLDS, epochs=10).set_index("claim_id")
     assert set(c.index) == {"tr_eta_critical_relu", "tr_eta_critical_tanh", "tr_critical_node",
                             "tr_gating_epochs_critical", "tr_gating_epochs_xavier"}
     assert (c["study"] == "trainability").all()
@@ -90,7 +90,7 @@ def test_claims_on_a_synthetic_table_hold_and_fail_as_constructed():
 def test_claims_do_not_hold_without_data_or_when_everything_diverged():
     rows = [("node", 1, "relu", "critical", 0, 0.0, math.inf, math.nan),
             ("node", 1, "relu", "xavier", 0, -0.3, math.inf, math.nan)]
-    c = trs.claims(_members(rows), THRESHOLDS, epochs=5).set_index("claim_id")
+    c = trs.trainability_claims(_members(rows), THRESHOLDS, epochs=5).set_index("claim_id")
     assert not c.loc["tr_critical_node", "holds"]  # inf / inf: no value
     assert math.isnan(c.loc["tr_gating_epochs_xavier", "value"]) and not c.loc["tr_gating_epochs_xavier", "holds"]
 

@@ -42,6 +42,7 @@ rule score_expressivity:
         "../envs/gnode.yaml"
     params:
         sweep=planned("score_expressivity", "sweep"),
+        thresholds=planned("score_expressivity", "thresholds"),
         code=CODE["score_expressivity"],
     message:
         "Scoring the expressivity sweep"

@@ -69,6 +69,7 @@ rule summarise_realworld:
         mem_mb=1000,
         runtime=10,
     params:
+        thresholds=planned("summarise_realworld", "thresholds"),
         code=CODE["summarise_realworld"],
     message:
         "Summarising the real-world benchmarks and their claims"

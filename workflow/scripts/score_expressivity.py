@@ -7,6 +7,7 @@ sm = snakemake  # noqa: F821 (injected by Snakemake)
 setup_job(1, sm.log[0])
 jobs.score_expressivity(
     sm.params.sweep,
+    sm.params.thresholds,
     fits=sm.input.fits,
     out_scores=sm.output.scores,
     out_claims=sm.output.claims,

@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 
 
 def sweep_settings(cfg: Config) -> dict:
-    """The expressivity settings as the plain dict of :func:`gnode.expressivity.run_sweep`."""
-    return cfg.expressivity.model_dump()
+    """The expressivity settings as the plain dict of :func:`gnode.expressivity.run_sweep` (the
+    claims thresholds are not sweep settings: the fits do not depend on them)."""
+    return cfg.expressivity.model_dump(exclude={"claims"})
 
 
 def job_settings(cfg: Config, flow: int, gated: bool) -> dict:

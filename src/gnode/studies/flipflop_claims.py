@@ -4,7 +4,8 @@ Each row names a finding, the statistic that tests it at the scale that was run,
 fixed in the configuration before the run (``flipflop.claims``), and whether it holds. A claim
 whose data is missing (the experiment or model was not run) is written with a NaN value and
 ``holds = False``, and its note says what was missing. Which rows an experiment gets depends on
-its task (:data:`TASK_CLAIMS`); only configured experiments get rows.
+its task (:data:`TASK_CLAIMS`); only configured experiments get rows. The study's claims
+function is :func:`flipflop_claims`; the ``*_row``/``*_rows`` functions build its rows.
 
 Rows (one per experiment where it applies):
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from gnode import io
-from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
+from gnode.claims import CLAIMS_SCHEMA, Claim, claim, claims_frame
 from gnode.models import MODEL_KINDS
 
 STUDY = "flipflop"
@@ -61,7 +62,7 @@ def _sizes(summary: pd.DataFrame, exp: str, model: str) -> list[int]:
     return sorted(summary.loc[(summary["experiment"] == exp) & (summary["model"] == model), "n"].astype(int))
 
 
-def gating_claims(summary: pd.DataFrame, exp: str, ratio: float) -> list[dict]:
+def gating_rows(summary: pd.DataFrame, exp: str, ratio: float) -> list[Claim]:
     common = sorted(set(_sizes(summary, exp, "gnode")) & set(_sizes(summary, exp, "node")))
     rows = []
     for col, what in (("best_test_loss", "best"), ("median_test_loss", "median")):
@@ -82,7 +83,7 @@ def gating_claims(summary: pd.DataFrame, exp: str, ratio: float) -> list[dict]:
     return rows
 
 
-def small_vs_large_claim(summary: pd.DataFrame, exp: str, margin: float) -> dict:
+def small_vs_large_row(summary: pd.DataFrame, exp: str, margin: float) -> Claim:
     sizes = _sizes(summary, exp, "gnode")
     if len(sizes) >= 2:
         lo, hi = sizes[0], sizes[-1]
@@ -104,7 +105,7 @@ def target_variance(data: pd.DataFrame) -> float:
     return float(test.groupby("channel")["target"].var(ddof=0).mean())
 
 
-def low_dim_claim(summary: pd.DataFrame, exp: str, variance: float, threshold: float) -> dict:
+def low_dim_row(summary: pd.DataFrame, exp: str, variance: float, threshold: float) -> Claim:
     mse = _best(summary, exp, "gnode", 2)
     value = 1 - mse / variance if variance > 0 else math.nan
     note = f"gnODE N=2 test MSE {mse:.4g}, target variance {variance:.4g}" if math.isfinite(mse) else "no gnODE at N=2"
@@ -123,7 +124,7 @@ def ring_points(fixed_points: pd.DataFrame) -> pd.DataFrame:
     return fp[fp["n_unstable"] <= 1]
 
 
-def ring_claims(fixed_points: pd.DataFrame, exp: str, cv_max: float, coverage_min: float) -> list[dict]:
+def ring_rows(fixed_points: pd.DataFrame, exp: str, cv_max: float, coverage_min: float) -> list[Claim]:
     pts = ring_points(fixed_points)
     if len(pts) >= 2:
         y = np.stack(pts["readout"].map(np.asarray).to_list())
@@ -151,7 +152,7 @@ def ring_claims(fixed_points: pd.DataFrame, exp: str, cv_max: float, coverage_mi
     ]
 
 
-def square_rank_claim(summary: pd.DataFrame, exp: str, max_rank: int) -> dict:
+def square_rank_row(summary: pd.DataFrame, exp: str, max_rank: int) -> Claim:
     """Rank (1 = best) of the N = 2 gnODE's best test MSE among all five models at N = 2.
 
     A baseline whose every member diverged (NaN loss) ranks below the gnODE; a model not trained
@@ -178,7 +179,7 @@ def square_rank_claim(summary: pd.DataFrame, exp: str, max_rank: int) -> dict:
     )
 
 
-def fixed_targets_claim(fixed_points: pd.DataFrame, exp: str, tol: float, n_channels: int = 2) -> dict:
+def fixed_targets_row(fixed_points: pd.DataFrame, exp: str, tol: float, n_channels: int = 2) -> Claim:
     """Every stored state of a fixed-amplitude task, (±1, ..., ±1), has a stable fixed point of
     the N = 2 gnODE within ``tol`` of it in readout space.
 
@@ -223,7 +224,7 @@ def memory_error(row: pd.Series) -> float:
     return math.nan if any(math.isnan(e) for e in errors) else max(errors)
 
 
-def memory_claims(memory: pd.DataFrame, exp: str, error_max: float, drift_max: float) -> list[dict]:
+def memory_rows(memory: pd.DataFrame, exp: str, error_max: float, drift_max: float) -> list[Claim]:
     """Two rows: the memory error against the stored value, and the drift after settling.
 
     Both are of the best gnODE member (lowest test loss over its sizes); the notes give the same
@@ -270,38 +271,38 @@ class ClaimInputs:
     fixed_points: dict[str, pd.DataFrame]
     memory: dict[str, pd.DataFrame]
     variances: dict[str, float]
-    thresholds: dict
+    thresholds: Mapping
 
 
-ClaimBuilder = Callable[[ClaimInputs, str], list[dict]]
+ClaimBuilder = Callable[[ClaimInputs, str], list[Claim]]
 
 
-def _gating(d: ClaimInputs, exp: str) -> list[dict]:
-    return gating_claims(d.summary, exp, d.thresholds["gating_ratio"])
+def _gating(d: ClaimInputs, exp: str) -> list[Claim]:
+    return gating_rows(d.summary, exp, d.thresholds["gating_ratio"])
 
 
-def _small_vs_large(d: ClaimInputs, exp: str) -> list[dict]:
-    return [small_vs_large_claim(d.summary, exp, d.thresholds["small_vs_large_margin"])]
+def _small_vs_large(d: ClaimInputs, exp: str) -> list[Claim]:
+    return [small_vs_large_row(d.summary, exp, d.thresholds["small_vs_large_margin"])]
 
 
-def _low_dim(d: ClaimInputs, exp: str) -> list[dict]:
-    return [low_dim_claim(d.summary, exp, d.variances.get(exp, math.nan), d.thresholds["low_dim_r2"])]
+def _low_dim(d: ClaimInputs, exp: str) -> list[Claim]:
+    return [low_dim_row(d.summary, exp, d.variances.get(exp, math.nan), d.thresholds["low_dim_r2"])]
 
 
-def _square_rank(d: ClaimInputs, exp: str) -> list[dict]:
-    return [square_rank_claim(d.summary, exp, d.thresholds["square_rank"])]
+def _square_rank(d: ClaimInputs, exp: str) -> list[Claim]:
+    return [square_rank_row(d.summary, exp, d.thresholds["square_rank"])]
 
 
-def _fixed_targets(d: ClaimInputs, exp: str) -> list[dict]:
-    return [fixed_targets_claim(d.fixed_points[exp], exp, d.thresholds["fixed_target_tol"], n_channels=2)]
+def _fixed_targets(d: ClaimInputs, exp: str) -> list[Claim]:
+    return [fixed_targets_row(d.fixed_points[exp], exp, d.thresholds["fixed_target_tol"], n_channels=2)]
 
 
-def _ring(d: ClaimInputs, exp: str) -> list[dict]:
-    return ring_claims(d.fixed_points[exp], exp, d.thresholds["ring_radius_cv"], d.thresholds["ring_coverage"])
+def _ring(d: ClaimInputs, exp: str) -> list[Claim]:
+    return ring_rows(d.fixed_points[exp], exp, d.thresholds["ring_radius_cv"], d.thresholds["ring_coverage"])
 
 
-def _memory(d: ClaimInputs, exp: str) -> list[dict]:
-    return memory_claims(d.memory[exp], exp, d.thresholds["memory_error"], d.thresholds["memory_drift"])
+def _memory(d: ClaimInputs, exp: str) -> list[Claim]:
+    return memory_rows(d.memory[exp], exp, d.thresholds["memory_error"], d.thresholds["memory_drift"])
 
 
 # the claims of each task; the continuous ones (a continuum of stored values) get the memory test
@@ -322,14 +323,20 @@ def flipflop_claims(
     fixed_points: dict[str, pd.DataFrame],
     memory: dict[str, pd.DataFrame],
     variances: dict[str, float],
-    thresholds: dict,
+    thresholds: Mapping,
 ) -> pd.DataFrame:
-    """All flip-flop claims rows; ``experiments`` maps experiment name -> task (only these get rows)."""
+    """The flip-flop claims rows (:mod:`gnode.claims`) of the configured experiments.
+
+    ``summary``: the flip-flop summary (one row per experiment, model and N); ``experiments``:
+    experiment name -> task (only these get rows); ``fixed_points``, ``memory``: each
+    experiment's attractor-analysis tables; ``variances``: each experiment's test-target
+    variance (:func:`target_variance`); ``thresholds``: config ``flipflop.claims``.
+    """
     unknown = sorted(set(experiments.values()) - set(TASK_CLAIMS))
     if unknown:
         raise ValueError(f"flipflop claims: no claims defined for task(s) {unknown}; known: {sorted(TASK_CLAIMS)}")
     inputs = ClaimInputs(summary, fixed_points, memory, variances, thresholds)
-    rows: list[dict] = []
+    rows: list[Claim] = []
     for exp, task in experiments.items():
         for build in TASK_CLAIMS[task]:
             rows += build(inputs, exp)

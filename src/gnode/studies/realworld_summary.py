@@ -7,6 +7,7 @@ not re-run any training: the summary job imports only this module, the claims an
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +15,8 @@ import pyarrow as pa
 
 from gnode import io
 from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
+
+STUDY = "realworld"
 
 SUMMARY_SCHEMA = pa.schema(
     [
@@ -61,12 +64,15 @@ def summarise(evaluations: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_SCHEMA.names)
 
 
-def gating_claims(evaluations: pd.DataFrame) -> pd.DataFrame:
-    """Claims rows: on each task, gnODE beats nODE (paired by seed).
+def realworld_claims(evaluations: pd.DataFrame, thresholds: Mapping) -> pd.DataFrame:
+    """The real-world claims rows (:mod:`gnode.claims`): on each task, gnODE beats nODE (paired by seed).
 
-    Per task two rows: the mean improvement (nODE - gnODE test MSE, or gnODE - nODE test
-    accuracy) > 0, and that mean over its standard error (paired over seeds) > 2. A task without
-    both models, or with no paired seed, gives NaN values (``holds`` False) and says why.
+    ``evaluations``: one row per (task, model, seed) (the training jobs' evaluation tables);
+    ``thresholds``: config ``realworld.claims``. Per task two rows: ``rw_gating_<task>``, the mean
+    improvement (nODE - gnODE test MSE, or gnODE - nODE test accuracy) > ``improvement``, and
+    ``rw_gating_<task>_significant``, that mean over its standard error (paired over seeds) >
+    ``t_statistic``. A task without both models, or with no paired seed, gives NaN values
+    (``holds`` False) and says why.
     """
     rows = []
     for task, g in evaluations.groupby("task", sort=True):
@@ -94,24 +100,25 @@ def gating_claims(evaluations: pd.DataFrame) -> pd.DataFrame:
             f"{int(g['budget'].iloc[0])}" + ("" if n else "; nODE or gnODE results missing")
         )
         rows.append(
-            claim("realworld", f"rw_gating_{task}", f"Gating improves nODEs on {task}",
-                  f"mean over seeds of the {stat_word}", mean, ">", 0.0, note)
+            claim(STUDY, f"rw_gating_{task}", f"Gating improves nODEs on {task}",
+                  f"mean over seeds of the {stat_word}", mean, ">", thresholds["improvement"], note)
         )
         rows.append(
-            claim("realworld", f"rw_gating_{task}_significant", f"The gating improvement on {task} exceeds its seed spread",
-                  f"paired t statistic over seeds of the {stat_word}", t, ">", 2.0, note)
+            claim(STUDY, f"rw_gating_{task}_significant", f"The gating improvement on {task} exceeds its seed spread",
+                  f"paired t statistic over seeds of the {stat_word}", t, ">", thresholds["t_statistic"], note)
         )
     return claims_frame(rows)
 
 
-def summarise_job(eval_paths: list[str], out_summary: str | Path, out_claims: str | Path,
+def summarise_job(thresholds: dict, eval_paths: list[str], out_summary: str | Path, out_claims: str | Path,
                   out_html: str | Path | None = None) -> pd.DataFrame:
-    """Gather the evaluations into the summary and claims tables (Parquet; HTML for reading)."""
+    """Gather the evaluations into the summary and claims tables (Parquet; HTML for reading);
+    ``thresholds``: config ``realworld.claims``."""
     ev = pd.concat([io.read_table(p) for p in eval_paths], ignore_index=True)
     summary = summarise(ev)
-    prov = io.provenance({"inputs": sorted(map(str, eval_paths))})
+    prov = io.provenance({"claims": thresholds, "inputs": sorted(map(str, eval_paths))})
     io.write_table(summary, out_summary, SUMMARY_SCHEMA, prov)
-    claims = gating_claims(ev)
+    claims = realworld_claims(ev, thresholds)
     io.write_table(claims, out_claims, CLAIMS_SCHEMA, prov)
     if out_html:
         with io.atomic_path(out_html) as tmp:

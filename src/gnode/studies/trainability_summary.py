@@ -8,6 +8,7 @@ or the claims re-runs no training.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -94,11 +95,14 @@ def _ratio_of_medians(a: pd.Series, b: pd.Series) -> float:
         return float(np.divide(ma, mb))
 
 
-def claims(members: pd.DataFrame, thresholds: dict, epochs: int) -> pd.DataFrame:
-    """The study's claims rows from the members table (with :func:`add_derived` columns).
+def trainability_claims(members: pd.DataFrame, thresholds: Mapping, *, epochs: int) -> pd.DataFrame:
+    """The trainability claims rows (:mod:`gnode.claims`) from the members table (with the
+    :func:`add_derived` columns).
 
-    ``thresholds``: config ``trainability.claims``. Rows: ``tr_eta_critical_{activation}``,
-    ``tr_critical_node``, ``tr_gating_epochs_{init}`` (docs/trainability.md states each).
+    ``thresholds``: config ``trainability.claims``; ``epochs``: training epochs (a member that
+    never reaches the loss threshold counts as ``epochs + 1``). Rows:
+    ``tr_eta_critical_{activation}``, ``tr_critical_node``, ``tr_gating_epochs_{init}``
+    (docs/trainability.md states each).
     """
     th = thresholds
     rows = []
@@ -171,4 +175,4 @@ def summarise_job(cell_dirs: dict[str, list[str]], settings: dict, out: dict[str
     io.write_table(summary, out["summary"], SUMMARY_SCHEMA, prov)
     with io.atomic_path(out["html"]) as tmp:
         tmp.write_text(summary.to_html(index=False, float_format=lambda v: f"{v:.3g}"))
-    io.write_table(claims(members, th, epochs), out["claims"], CLAIMS_SCHEMA, prov)
+    io.write_table(trainability_claims(members, th, epochs=epochs), out["claims"], CLAIMS_SCHEMA, prov)
