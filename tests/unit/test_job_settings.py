@@ -1,0 +1,126 @@
+"""Typed job settings: what the Snakefile plans, and what the jobs compute from it, stays the same.
+
+Two references, both written by the code before the typed settings classes existed (commit
+a789e51) and kept in ``tests/unit/data``:
+
+- ``planned_params.json``: ``repr`` of the params of every planned job of the default, test and
+  paper configurations. Snakemake compares a job's params by their ``repr`` (key order and
+  int/float included), so an equal ``repr`` is what keeps every result of a finished run valid.
+- ``job_outputs_reference.json``: digests of the files that a few jobs of the test configuration
+  write (model tensors, tables without their timing columns): one training job of each
+  study and one expressivity fit. The digests are of this machine's CPU results (one thread);
+  ``GNODE_WRITE_REFERENCE=1`` rewrites them (only ever from a commit known to be right).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gnode import jobs, plan
+from gnode.config import load_config_files
+from gnode.io import read_table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_jobs import _every_job  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent / "data"
+CONFIGS = {
+    "default": ["config/config.yaml"],
+    "test": ["config/config.yaml", "config/test/config.yaml"],
+    "paper": ["config/config.yaml", "config/paper.yaml"],
+}
+TIMING = {"elapsed_s", "train_time_s", "fit_seconds"}
+
+
+@pytest.mark.parametrize("profile", sorted(CONFIGS))
+def test_every_planned_job_has_the_params_it_had_before(profile):
+    before = json.loads((DATA / "planned_params.json").read_text())[profile]
+    cfg = load_config_files([ROOT / p for p in CONFIGS[profile]])
+    now = {f"{rule} {json.dumps(w, sort_keys=True)}": repr(plan.job_params(rule, cfg, w)) for rule, w in _every_job(cfg)}
+    assert now.keys() == before.keys()
+    changed = [k for k in now if now[k] != before[k]]
+    assert not changed, f"{len(changed)} jobs' params changed, e.g. {changed[0]}:\n{now[changed[0]]}\n{before[changed[0]]}"
+
+
+# ------------------------------------------------------------------ outputs
+def _digest_table(path) -> str:
+    df = read_table(path)
+    df = df.drop(columns=[c for c in df.columns if c in TIMING])
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()).hexdigest()[:16]
+
+
+def _untimed(value):
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k not in TIMING}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def _digest_model(path) -> dict:
+    saved = torch.load(path, weights_only=True)
+    h = hashlib.sha256()
+    for name in sorted(saved["state"]):
+        h.update(name.encode() + saved["state"][name].cpu().contiguous().numpy().tobytes())
+    extra = json.dumps(_untimed(saved["extra"]), sort_keys=True, default=str)
+    return {"state": h.hexdigest()[:16], "extra": hashlib.sha256(extra.encode()).hexdigest()[:16]}
+
+
+def _write_rollouts(d: Path, lengths, seed=0) -> Path:
+    """Synthetic Walker2d rollouts (as tests/unit/test_realworld.py)."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i, t in enumerate(lengths):
+        arr = 3.0 * rng.standard_normal((t, 17)) + 1.0
+        arr[:, 0] = np.arange(t)
+        np.save(d / f"rollout_{i:03d}.npy", arr)
+    return d
+
+
+def _run(rule: str, cfg, wildcards: dict, *args, **files):
+    params = plan.job_params(rule, cfg, wildcards)
+    getattr(jobs, rule)(*params.values(), *args, **files)
+
+
+def test_training_jobs_give_the_results_they_gave_before(tmp_path):
+    root = _write_rollouts(tmp_path / "walker", [120, 150, 90, 200, 130, 100, 160, 110, 140, 180])
+    over = tmp_path / "walker.yaml"
+    over.write_text(f"data:\n  cache_dir: {tmp_path / 'cache'}\n  walker2d: {{local_dirs: [{root}], download: false, "
+                    "verify: none}\n")
+    cfg = load_config_files([ROOT / p for p in CONFIGS["test"]] + [over])
+    t = tmp_path
+    out = {}
+    tr_task = cfg.trainability.task
+    for task in sorted({"3bit_fixed", tr_task}):
+        _run("prepare_flipflop_data", cfg, {"task": task}, out_data=t / f"{task}.parquet")
+    for model in ("gnode", "gru"):
+        _run("train_flipflop", cfg, {"experiment": "3bit_fixed", "model": model}, 4, data=t / "3bit_fixed.parquet",
+             out_model=t / f"{model}.pt", out_history=t / f"{model}_history.parquet")
+        out[f"flipflop {model}"] = {"model": _digest_model(t / f"{model}.pt"),
+                                    "history": _digest_table(t / f"{model}_history.parquet")}
+    m, d, a = "gnode", cfg.trainability.depths[0], cfg.trainability.activations[0]
+    tr_out = {f"out_{k}": t / f"tr_{k}.parquet" for k in ("members", "history", "propagation", "spectrum")}
+    _run("train_trainability", cfg, {"model": m, "depth": d, "activation": a}, data=t / f"{tr_task}.parquet", **tr_out)
+    out["trainability"] = {k: _digest_table(p) for k, p in tr_out.items()}
+    _run("fit_expressivity", cfg, {"flow": 1, "gated": 1}, out_fits=t / "fits.parquet")
+    out["expressivity"] = _digest_table(t / "fits.parquet")
+    _run("prepare_realworld_data", cfg, {"task": "walker2d"}, out_data=t / "walker2d.parquet")
+    _run("train_realworld", cfg, {"task": "walker2d", "model": "gnode"}, data=t / "walker2d.parquet",
+         out_model=t / "rw.pt", out_history=t / "rw_history.parquet", out_evaluation=t / "rw_eval.parquet")
+    out["realworld"] = {"model": _digest_model(t / "rw.pt"), "history": _digest_table(t / "rw_history.parquet"),
+                        "evaluation": _digest_table(t / "rw_eval.parquet")}
+
+    ref = DATA / "job_outputs_reference.json"
+    if os.environ.get("GNODE_WRITE_REFERENCE") == "1":
+        ref.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    assert out == json.loads(ref.read_text())
