@@ -7,7 +7,7 @@ a789e51) and kept in ``tests/unit/data``:
   paper configurations. Snakemake compares a job's params by their ``repr`` (key order and
   int/float included), so an equal ``repr`` is what keeps every result of a finished run valid.
 - ``job_outputs_reference.json``: digests of the files that a few jobs of the test configuration
-  write (model tensors, tables without their timing columns): one training job of each
+  write (model tensors, spec and extra, tables without their timing columns): one training job of each
   study and one expressivity fit. The digests are of this machine's CPU results (one thread);
   ``GNODE_WRITE_REFERENCE=1`` rewrites them (only ever from a commit known to be right).
 """
@@ -72,8 +72,9 @@ def _digest_model(path) -> dict:
     h = hashlib.sha256()
     for name in sorted(saved["state"]):
         h.update(name.encode() + saved["state"][name].cpu().contiguous().numpy().tobytes())
-    extra = json.dumps(_untimed(saved["extra"]), sort_keys=True, default=str)
-    return {"state": h.hexdigest()[:16], "extra": hashlib.sha256(extra.encode()).hexdigest()[:16]}
+    text = lambda v: json.dumps(v, sort_keys=True, default=str).encode()  # noqa: E731
+    return {"state": h.hexdigest()[:16], "extra": hashlib.sha256(text(_untimed(saved["extra"]))).hexdigest()[:16],
+            "spec": hashlib.sha256(text(saved["spec"])).hexdigest()[:16]}
 
 
 def _write_rollouts(d: Path, lengths, seed=0) -> Path:
