@@ -3,7 +3,8 @@
 One function per rule that has settings, named after the rule (:mod:`gnode.jobs`), taking the
 validated config and the rule's wildcards and returning ``{param: value}``: the rule's
 ``params`` (the rules read them through :func:`job_params`) and the settings arguments of the
-job function. ``python -m gnode <job> --config ...`` plans with the same functions, so a job run
+job function. The training and fitting jobs' settings are typed (:class:`gnode.config.JobSettings`):
+built here, passed as their ``model_dump(mode="json")`` (plain data), validated in the job. ``python -m gnode <job> --config ...`` plans with the same functions, so a job run
 by hand gets exactly the settings Snakemake would give it. Also here: the job lists.
 """
 
@@ -12,14 +13,20 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 
-from gnode.config import Config
+from gnode.config import (
+    Config,
+    ExpressivityFitSettings,
+    FlipflopTrainSettings,
+    JobSettings,
+    RealworldTrainSettings,
+    TrainabilityTrainSettings,
+)
 from gnode.jobs import JOBS
-from gnode.studies import expressivity as ex_study
-from gnode.studies import flipflop as ff
+from gnode.models import CONTINUOUS_KINDS
 from gnode.studies import flipflop_analysis as ffa
 from gnode.studies import flipflop_data as ffd
 from gnode.studies import realworld as rw
-from gnode.studies import trainability as tr
+
 
 #: rule name -> planner (cfg, **wildcards) -> {param: value}; a job without settings has none
 PLANS: dict[str, Callable[..., dict]] = {}
@@ -45,6 +52,60 @@ def job_params(rule: str, cfg: Config, wildcards: Mapping[str, object] | None = 
     if missing:
         raise ValueError(f"{rule}: planning its settings needs the wildcard(s) {', '.join(missing)}")
     return planner(cfg, **{w: types[w](given[w]) for w in needed})
+
+
+def _run(cfg: Config) -> dict:
+    """The fields of :class:`JobSettings`: base seed, device and dtype."""
+    return {"seed": cfg.seed, "device": cfg.device, "dtype": cfg.dtype}
+
+
+def _dump(settings: JobSettings) -> dict:
+    """A job's settings as the plain data of the rule's params."""
+    return settings.model_dump(mode="json")
+
+
+def flipflop_train_settings(cfg: Config, experiment: str, model: str) -> FlipflopTrainSettings:
+    """Everything the training of one (experiment, model) depends on (N aside).
+
+    One model's settings, not the experiment's: Snakemake re-runs exactly the jobs whose settings
+    changed (one model's learning rates, say), not the whole experiment.
+    """
+    exp = cfg.flipflop.experiments[experiment]
+    return FlipflopTrainSettings(
+        **_run(cfg), experiment=experiment, task=exp.task, model=model, epochs=exp.epochs, seeds=exp.seeds,
+        lr=exp.lr[model], weight_decay=exp.weight_decay, batch_size=exp.batch_size,
+        checkpoint_every=exp.checkpoint_every, integration=exp.integration, initial_state=exp.initial_state,
+        select_every=exp.select_every, shuffle=exp.shuffle, flow=exp.flow if model in CONTINUOUS_KINDS else None,
+    )
+
+
+def realworld_train_settings(cfg: Config, task: str, model: str) -> RealworldTrainSettings:
+    """Everything the training of one (task, model) depends on, with the hidden size that meets the budget."""
+    t = cfg.realworld.tasks[task]
+    spec = rw.matched_size(t, model, *rw.task_shape(t.dataset))
+    keys = ("budget", "seeds", "epochs", "batch_size", "weight_decay", "schedule", "min_lr_factor", "grad_clip",
+            "patience", "checkpoint_every")
+    return RealworldTrainSettings(**_run(cfg), task=task, dataset=t.dataset, model=model, spec=spec, lr=t.lr[model],
+                                  **{k: getattr(t, k) for k in keys})
+
+
+def trainability_train_settings(cfg: Config, model: str, depth: int, activation: str) -> TrainabilityTrainSettings:
+    """Everything one trainability job depends on (the claims are not in it)."""
+    t = cfg.trainability
+    keys = ("task", "n", "width", "inits", "seeds", "tau", "dt", "substeps", "epochs", "lr", "weight_decay",
+            "batch_size", "diagnostic_trials", "initial_state", "checkpoint_every")
+    return TrainabilityTrainSettings(**_run(cfg), model=model, depth=depth, activation=activation,
+                                     **{k: getattr(t, k) for k in keys})
+
+
+def expressivity_fit_settings(cfg: Config, flow: int | None = None, gated: bool | None = None) -> ExpressivityFitSettings:
+    """The sweep restricted to one flow field (index into ``flows``) and gating; None: all of them."""
+    sweep = cfg.expressivity
+    if flow is not None:
+        sweep = sweep.model_copy(update={"flows": [sweep.flows[flow]]})
+    if gated is not None:
+        sweep = sweep.model_copy(update={"gated": [bool(gated)]})
+    return ExpressivityFitSettings(**_run(cfg), sweep=sweep)
 
 
 def run_settings(cfg: Config) -> dict:
@@ -83,7 +144,7 @@ def prepare_flipflop_data(cfg: Config, task: str) -> dict:
 @_plans
 def train_flipflop(cfg: Config, experiment: str, model: str) -> dict:
     # N is not a setting: the job takes it as its own argument (one settings dict per model)
-    return {"settings": ff.job_settings(cfg, experiment, model)}
+    return {"settings": _dump(flipflop_train_settings(cfg, experiment, model))}
 
 
 @_plans
@@ -128,17 +189,17 @@ def claims_flipflop(cfg: Config) -> dict:
 
 @_plans
 def fit_expressivity(cfg: Config, flow: int, gated: int) -> dict:
-    return {"settings": ex_study.job_settings(cfg, flow, bool(gated))}
+    return {"settings": _dump(expressivity_fit_settings(cfg, flow, bool(gated)))}
 
 
 @_plans
 def score_expressivity(cfg: Config) -> dict:
-    return {"sweep": ex_study.sweep_settings(cfg)}
+    return {"sweep": cfg.expressivity.model_dump(mode="json")}
 
 
 @_plans
 def examples_expressivity(cfg: Config) -> dict:
-    return {"settings": {"seed": cfg.seed, **run_settings(cfg), "sweep": ex_study.sweep_settings(cfg)}}
+    return {"settings": _dump(expressivity_fit_settings(cfg))}
 
 
 @_plans
@@ -156,7 +217,7 @@ def prepare_realworld_data(cfg: Config, task: str) -> dict:
 
 @_plans
 def train_realworld(cfg: Config, task: str, model: str) -> dict:
-    return {"settings": rw.job_settings(cfg, task, model)}
+    return {"settings": _dump(realworld_train_settings(cfg, task, model))}
 
 
 @_plans
@@ -169,7 +230,7 @@ def plot_realworld(cfg: Config) -> dict:
 
 @_plans
 def train_trainability(cfg: Config, model: str, depth: int, activation: str) -> dict:
-    return {"settings": tr.job_settings(cfg, model, depth, activation)}
+    return {"settings": _dump(trainability_train_settings(cfg, model, depth, activation))}
 
 
 @_plans
