@@ -5,7 +5,9 @@ Each workflow script calls one of these (``gnode.jobs.train_flipflop(...)``), an
 A job's arguments, by kind:
 
 - before ``*``: its settings (the rule's ``params``, planned from the config by :mod:`gnode.plan`;
-  ``settings``, ``run``, ``figures``, ...) and the wildcards it needs (``n``), in that order;
+  ``settings``, ``run``, ``figures``, ...) and the wildcards it needs (``n``), in that order; the
+  training and fitting jobs validate their settings once, into their class of
+  :class:`gnode.config.JobSettings`, and hand that object to the study function;
 - keyword ``out_<name>``: the output files (the rule's ``output.<name>``);
 - other keyword arguments: the input files (``Paths``: a list of them); ``checkpoints`` (folder
   to resume from) and ``code`` (the code hash that a checkpoint must match) for the training jobs.
@@ -118,9 +120,10 @@ def train_flipflop(
     code: str = "",
 ) -> None:
     """Train one (experiment, model, N) as an ensemble over the grid and seeds (best parameters, history)."""
+    from gnode.config import FlipflopTrainSettings
     from gnode.studies import flipflop
 
-    flipflop.train_job(settings, n, data, out_model, out_history, checkpoint_dir=checkpoints, code=code)
+    flipflop.train_job(FlipflopTrainSettings.model_validate(settings), n, data, out_model, out_history, checkpoint_dir=checkpoints, code=code)
 
 
 @job()  # its settings do not depend on the wildcards (and --model names its model file)
@@ -244,9 +247,10 @@ def claims_flipflop(
 @job(flow=int, gated=int)
 def fit_expressivity(settings: dict, *, out_fits: PathLike) -> None:
     """Fit one flow field x gating of the expressivity sweep (all N batched)."""
+    from gnode.config import ExpressivityFitSettings
     from gnode.studies import expressivity
 
-    expressivity.fit_job(settings, out_fits)
+    expressivity.fit_job(ExpressivityFitSettings.model_validate(settings), out_fits)
 
 
 @job()
@@ -260,9 +264,10 @@ def score_expressivity(sweep: dict, *, fits: Paths, out_scores: PathLike, out_cl
 @job()
 def examples_expressivity(settings: dict, *, out_examples: PathLike) -> None:
     """Fit the example panel of the expressivity figures (a few classes, target 0 per K)."""
+    from gnode.config import ExpressivityFitSettings
     from gnode.studies import expressivity
 
-    expressivity.examples_job(settings, out_examples)
+    expressivity.examples_job(ExpressivityFitSettings.model_validate(settings), out_examples)
 
 
 @job()
@@ -308,9 +313,10 @@ def train_realworld(
     code: str = "",
 ) -> None:
     """Train one (task, model) of the real-world benchmarks over all seeds; test at the best parameters."""
+    from gnode.config import RealworldTrainSettings
     from gnode.studies import realworld
 
-    realworld.train_job(settings, data, out_model, out_history, out_evaluation, checkpoint_dir=checkpoints, code=code)
+    realworld.train_job(RealworldTrainSettings.model_validate(settings), data, out_model, out_history, out_evaluation, checkpoint_dir=checkpoints, code=code)
 
 
 @job()
@@ -347,10 +353,11 @@ def train_trainability(
     code: str = "",
 ) -> None:
     """Diagnose at initialisation, then train, every member (init x seed) of one (model, depth, activation)."""
+    from gnode.config import TrainabilityTrainSettings
     from gnode.studies import trainability
 
     out = {"members": out_members, "history": out_history, "propagation": out_propagation, "spectrum": out_spectrum}
-    trainability.train_job(settings, data, out, checkpoint_dir=checkpoints, code=code)
+    trainability.train_job(TrainabilityTrainSettings.model_validate(settings), data, out, checkpoint_dir=checkpoints, code=code)
 
 
 @job()

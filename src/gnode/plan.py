@@ -27,7 +27,6 @@ from gnode.studies import flipflop_analysis as ffa
 from gnode.studies import flipflop_data as ffd
 from gnode.studies import realworld as rw
 
-
 #: rule name -> planner (cfg, **wildcards) -> {param: value}; a job without settings has none
 PLANS: dict[str, Callable[..., dict]] = {}
 
