@@ -13,11 +13,19 @@ import pytest
 import torch
 
 from gnode import expressivity as ex
+from gnode.config import ExpressivitySettings
 
 torch.set_num_threads(1)
 
 LINEAR = {"depth": 0, "width": 0, "activation": "linear"}
 RELU = {"depth": 1, "width": 16, "activation": "relu"}
+
+
+def _budget(**given) -> dict:
+    """The keyword arguments of :func:`ex.fit_model_class`: the config's defaults (the only ones),
+    CPU and float32, updated with ``given`` (restarts, steps and seed at least)."""
+    keys = ("lr", "lr_schedule", "weight_decay", "grad_clip", "alpha", "clamp", "init")
+    return {k: ExpressivitySettings.model_fields[k].default for k in keys} | {"device": "cpu", "dtype": torch.float32} | given
 
 
 # ------------------------------------------------------------------------- targets
@@ -94,7 +102,7 @@ def test_oscillator_init_makes_every_flow_the_same_rotation(flow, kind):
 def linear_fits():
     """Linear non-gated F, N = 2 and 4 in one padded ensemble, K = 1..3, 2 targets x 2 restarts."""
     tg = ex.make_targets([1, 2, 3], 2, t_steps=200, seed=0)
-    return ex.fit_model_class([2, 4], LINEAR, False, tg, restarts=2, steps=300, seed=0)
+    return ex.fit_model_class([2, 4], LINEAR, False, tg, **_budget(restarts=2, steps=300, seed=0))
 
 
 def test_linear_flow_fits_k_sinusoids_iff_2k_le_n(linear_fits):
@@ -121,7 +129,7 @@ def test_one_dimensional_models_cannot_fit_a_sine_period():
     # an autonomous 1-D system read out linearly gives y_{k+1} = g(y_k): no oscillation
     tg = ex.make_targets([1], 2, t_steps=120, seed=1)
     for gated in (False, True):
-        df = ex.fit_model_class(1, RELU, gated, tg, restarts=2, steps=150, seed=0)
+        df = ex.fit_model_class(1, RELU, gated, tg, **_budget(restarts=2, steps=150, seed=0))
         assert (df["r2"] < ex.threshold_for(1)).all(), df
         assert df["r2"].max() < 0.4
         assert ex.score(df)["k_star"].iloc[0] == 0
@@ -129,7 +137,7 @@ def test_one_dimensional_models_cannot_fit_a_sine_period():
 
 def test_score_is_invariant_to_target_scale():
     tg = ex.make_targets([1, 2], 1, t_steps=120, seed=2)
-    kw = {"restarts": 1, "steps": 80, "seed": 4}
+    kw = _budget(restarts=1, steps=80, seed=4)
     a = ex.fit_model_class(2, RELU, True, tg, **kw)
     b = ex.fit_model_class(2, RELU, True, tg.scaled(10.0, 3.0), **kw)
     np.testing.assert_allclose(a["r2"], b["r2"], atol=1e-3)
@@ -143,7 +151,7 @@ def test_score_is_invariant_to_target_scale():
 
 def test_padded_batching_equals_separate_fits():
     tg = ex.make_targets([1, 2], 1, t_steps=40, seed=0)
-    kw = {"restarts": 1, "steps": 15, "seed": 1, "dtype": torch.float64}
+    kw = _budget(restarts=1, steps=15, seed=1, dtype=torch.float64)
     both = ex.fit_model_class([2, 3], {"depth": 1, "width": 8, "activation": "tanh"}, True, tg, **kw)
     alone = ex.fit_model_class(3, {"depth": 1, "width": 8, "activation": "tanh"}, True, tg, **kw)
     np.testing.assert_allclose(both.loc[both["n"] == 3, "r2"].to_numpy(), alone["r2"].to_numpy(), atol=1e-10)
@@ -152,7 +160,7 @@ def test_padded_batching_equals_separate_fits():
 
 def test_clamp_guard_is_counted_and_fits_stay_finite():
     tg = ex.make_targets([1], 1, t_steps=30, seed=0)
-    df = ex.fit_model_class(2, LINEAR, False, tg, restarts=1, steps=3, clamp=1e-3, init="xavier")
+    df = ex.fit_model_class(2, LINEAR, False, tg, **_budget(restarts=1, steps=3, seed=0, clamp=1e-3, init="xavier"))
     assert df["clamp_hits"].iloc[0] > 0
     assert np.isfinite(df["r2"]).all()
 
@@ -245,11 +253,19 @@ def test_claims_fail_honestly():
 
 
 # ------------------------------------------------------------------------- sweep plumbing
-def test_settings_reject_unknown_keys():
-    with pytest.raises(ValueError, match="unknown"):
-        ex.resolve_settings({"n": [2], "stepz": 3})
-    s = ex.resolve_settings({"n": [2]})
-    assert s["n"] == [2] and s["alpha"] == ex.DEFAULT_SETTINGS["alpha"]
+TINY = {"n": [1, 2], "flows": [LINEAR, {"depth": 1, "width": 4, "activation": "relu"}], "gated": [False, True],
+        "k_max": 2, "targets_per_k": 1, "restarts": 1, "steps": 4, "t_steps": 30}  # fmt: skip
+
+
+def test_sweep_settings_are_the_configs_model_with_its_defaults():
+    with pytest.raises(ValueError, match="stepz"):
+        ex.sweep_settings(TINY | {"stepz": 3})
+    with pytest.raises(ValueError, match="steps"):  # no default of its own: the config requires it
+        ex.sweep_settings({k: v for k, v in TINY.items() if k != "steps"})
+    s = ex.sweep_settings(TINY)
+    assert isinstance(s, ExpressivitySettings) and ex.sweep_settings(s) is s
+    assert s.n == [1, 2] and s.alpha == ExpressivitySettings.model_fields["alpha"].default == 0.1
+    assert ex.resolve_settings(s)["flows"][0] == LINEAR
 
 
 def test_n_groups_respect_max_members():
@@ -258,15 +274,15 @@ def test_n_groups_respect_max_members():
 
 
 def test_run_sweep_and_examples_tiny(tmp_path):
-    settings = {"n": [1, 2], "flows": [LINEAR, {"depth": 1, "width": 4, "activation": "relu"}], "gated": [False, True],
-                "k_max": 2, "targets_per_k": 1, "restarts": 1, "steps": 4, "t_steps": 30}  # fmt: skip
-    fits, scores = ex.run_sweep(settings, seed=0)
+    settings = TINY
+    fits, scores = ex.run_sweep(settings, device="cpu", dtype=torch.float32, seed=0)
     assert len(fits) == 2 * 2 * 2 * 2 and list(fits.columns) == ex.FIT_COLUMNS
     assert len(scores) == 8 and list(scores.columns) == ex.SCORE_COLUMNS
     assert set(scores["flow"]) == {"linear", "relu L1xM4"}
     cl = ex.claims(scores)
     assert len(cl) == 5 and cl["holds"].dtype == bool
-    exm = ex.example_fits([{"n": 2, **LINEAR, "gated": False}], [1, 2], settings, seed=0)
+    exm = ex.example_fits([{"n": 2, **LINEAR, "gated": False}], [1, 2], settings, device="cpu", dtype=torch.float32,
+                          seed=0)
     assert set(exm.columns) >= {"n", "depth", "width", "activation", "gated", "k", "t", "target", "output"}
     assert len(exm) == 2 * 30
     # the tables cast to their Parquet schemas without loss
