@@ -7,9 +7,12 @@ a789e51) and kept in ``tests/unit/data``:
   paper configurations. Snakemake compares a job's params by their ``repr`` (key order and
   int/float included), so an equal ``repr`` is what keeps every result of a finished run valid.
 - ``job_outputs_reference.json``: digests of the files that a few jobs of the test configuration
-  write (model tensors, spec and extra, tables without their timing columns): one training job of each
-  study and one expressivity fit. The digests are of this machine's CPU results (one thread);
-  ``GNODE_WRITE_REFERENCE=1`` rewrites them (only ever from a commit known to be right).
+  write (model tensors, spec and extra; tables without their timing columns): one training job
+  of each study, the flip-flop evaluation and attractor analysis, one expressivity fit and the
+  examples. They are this machine's CPU results (one torch thread). ``GNODE_WRITE_REFERENCE=1``
+  rewrites them; they were written by running this file against ``git archive a789e51 src
+  config`` (with that commit's tests/unit/test_jobs.py), and only a commit known to compute the
+  same results should ever rewrite them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import pytest
 import torch
 
@@ -56,7 +59,8 @@ def test_every_planned_job_has_the_params_it_had_before(profile):
 def _digest_table(path) -> str:
     df = read_table(path)
     df = df.drop(columns=[c for c in df.columns if c in TIMING])
-    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()).hexdigest()[:16]
+    rows = pa.Table.from_pandas(df, preserve_index=False).to_pylist()  # Python values: repr is exact
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
 
 
 def _untimed(value):
@@ -109,6 +113,22 @@ def test_training_jobs_give_the_results_they_gave_before(tmp_path):
              out_model=t / f"{model}.pt", out_history=t / f"{model}_history.parquet")
         out[f"flipflop {model}"] = {"model": _digest_model(t / f"{model}.pt"),
                                     "history": _digest_table(t / f"{model}_history.parquet")}
+    evals, models = [], []
+    for model in ("gnode", "gru"):
+        ev = t / f"{model}_evaluation.parquet"
+        _run("evaluate_flipflop", cfg, {}, model=t / f"{model}.pt", data=t / "3bit_fixed.parquet", out_evaluation=ev,
+             out_examples=t / f"{model}_examples.parquet")
+        out[f"flipflop {model}"] |= {"evaluation": _digest_table(ev),
+                                     "examples": _digest_table(t / f"{model}_examples.parquet")}
+        evals.append(ev)
+        models.append(t / f"{model}.pt")
+    an_out = {f"out_{k}": t / f"an_{k}.parquet"
+              for k in ("fixed_points", "trajectories", "speed_grid", "gates", "memory", "memory_curve")}
+    _run("analyse_flipflop_attractors", cfg, {"experiment": "3bit_fixed"}, models=models, evaluations=evals,
+         data=t / "3bit_fixed.parquet", **an_out)
+    out["attractors"] = {k: _digest_table(p) for k, p in an_out.items()}
+    _run("examples_expressivity", cfg, {}, out_examples=t / "ex_examples.parquet")
+    out["expressivity examples"] = _digest_table(t / "ex_examples.parquet")
     m, d, a = "gnode", cfg.trainability.depths[0], cfg.trainability.activations[0]
     tr_out = {f"out_{k}": t / f"tr_{k}.parquet" for k in ("members", "history", "propagation", "spectrum")}
     _run("train_trainability", cfg, {"model": m, "depth": d, "activation": a}, data=t / f"{tr_task}.parquet", **tr_out)
