@@ -577,6 +577,19 @@ class TrainabilityTrainSettings(JobSettings):
     checkpoint_every: int = Field(ge=0, le=100_000)
 
 
+class FlipflopAnalysisSettings(Strict):
+    """One attractor analysis job: every trained (model, N) of one experiment (the models run at
+    their trained dtype, or float64 where the search needs it)."""
+
+    seed: Seed = Field(description="base seed (Config.seed)")
+    device: Device
+    experiment: Name
+    task: Literal[VARIANTS]  # type: ignore[valid-type]
+    n_bins: int = Field(ge=3, le=100_000, description="bins of a trial of the task's data")
+    pulse_width: int = Field(ge=1, le=100, description="bins per pulse of the task's data")
+    analysis: AttractorAnalysis
+
+
 class ExpressivityFitSettings(JobSettings):
     """One expressivity fitting job: the sweep restricted to its flow field and gating (the
     examples job: the whole sweep)."""

@@ -180,13 +180,14 @@ def analyse_flipflop_attractors(
 ) -> None:
     """Attractor analysis of one experiment: fixed/slow points, memory test, gates (``models``
     and ``evaluations`` parallel, one per model x N)."""
+    from gnode.config import FlipflopAnalysisSettings
     from gnode.studies import flipflop_analysis
 
     outputs = {
         "fixed_points": out_fixed_points, "trajectories": out_trajectories, "speed_grid": out_speed_grid,
         "gates": out_gates, "memory": out_memory, "memory_curve": out_memory_curve,
     }
-    flipflop_analysis.analyse_job(settings, list(models), list(evaluations), data, outputs)
+    flipflop_analysis.analyse_job(FlipflopAnalysisSettings.model_validate(settings), list(models), list(evaluations), data, outputs)
 
 
 @job()

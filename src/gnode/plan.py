@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from gnode.config import (
     Config,
     ExpressivityFitSettings,
+    FlipflopAnalysisSettings,
     FlipflopTrainSettings,
     JobSettings,
     RealworldTrainSettings,
@@ -23,7 +24,6 @@ from gnode.config import (
 )
 from gnode.jobs import JOBS
 from gnode.models import CONTINUOUS_KINDS
-from gnode.studies import flipflop_analysis as ffa
 from gnode.studies import flipflop_data as ffd
 from gnode.studies import realworld as rw
 
@@ -97,6 +97,13 @@ def trainability_train_settings(cfg: Config, model: str, depth: int, activation:
                                      **{k: getattr(t, k) for k in keys})
 
 
+def flipflop_analysis_settings(cfg: Config, experiment: str) -> FlipflopAnalysisSettings:
+    """Everything the attractor analysis of one experiment depends on."""
+    exp, data = cfg.flipflop.experiments[experiment], cfg.flipflop.data
+    return FlipflopAnalysisSettings(seed=cfg.seed, device=cfg.device, experiment=experiment, task=exp.task,
+                                    n_bins=data.n_bins, pulse_width=data.pulse_width, analysis=cfg.flipflop.analysis)
+
+
 def expressivity_fit_settings(cfg: Config, flow: int | None = None, gated: bool | None = None) -> ExpressivityFitSettings:
     """The sweep restricted to one flow field (index into ``flows``) and gating; None: all of them."""
     sweep = cfg.expressivity
@@ -158,7 +165,7 @@ def plot_flipflop(cfg: Config) -> dict:
 
 @_plans
 def analyse_flipflop_attractors(cfg: Config, experiment: str) -> dict:
-    return {"settings": ffa.analysis_settings(cfg, experiment)}
+    return {"settings": flipflop_analysis_settings(cfg, experiment).model_dump(mode="json")}
 
 
 @_plans
