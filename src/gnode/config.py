@@ -506,7 +506,8 @@ class FlipflopTrainSettings(JobSettings):
     @model_validator(mode="after")
     def _flow_of_continuous_models(self):
         if (self.flow is not None) != (self.model in CONTINUOUS_KINDS):
-            raise ValueError(f"flow must be given for {list(CONTINUOUS_KINDS)} and only for them (model {self.model!r})")
+            raise ValueError(f"flow must be given for {list(CONTINUOUS_KINDS)} and only for them "
+                             f"(model {self.model!r})")
         return self
 
     @model_serializer(mode="wrap")
@@ -736,6 +737,25 @@ def validate_config(raw: dict, source: str | None = None) -> Config:
         return Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_errors(err, source)) from None
+
+
+def validate_job_settings(cls: type[Strict], settings) -> Strict:
+    """One job's settings (its rule's params: plain data) validated into ``cls`` (a class of the
+    job settings above); a bad one is a :class:`ConfigError` naming each bad key."""
+    try:
+        return cls.model_validate(settings)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = _loc(tuple(p for p in e["loc"] if not _is_union_tag(p)))
+            if e["type"] == "extra_forbidden":
+                what = "unknown key"
+            elif e["type"] == "missing":
+                what = "required but missing"
+            else:
+                what = f"got {_shown(e.get('input'))}; {_allowed(e)}"
+            lines.append(f"settings key '{key}': {what}")
+        raise ConfigError(f"invalid {cls.__name__}:\n  " + "\n  ".join(dict.fromkeys(lines))) from None
 
 
 # ------------------------------------------------------------------ config files

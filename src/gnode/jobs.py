@@ -120,10 +120,11 @@ def train_flipflop(
     code: str = "",
 ) -> None:
     """Train one (experiment, model, N) as an ensemble over the grid and seeds (best parameters, history)."""
-    from gnode.config import FlipflopTrainSettings
+    from gnode.config import FlipflopTrainSettings, validate_job_settings
     from gnode.studies import flipflop
 
-    flipflop.train_job(FlipflopTrainSettings.model_validate(settings), n, data, out_model, out_history, checkpoint_dir=checkpoints, code=code)
+    typed = validate_job_settings(FlipflopTrainSettings, settings)
+    flipflop.train_job(typed, n, data, out_model, out_history, checkpoint_dir=checkpoints, code=code)
 
 
 @job()  # its settings do not depend on the wildcards (and --model names its model file)
@@ -180,14 +181,15 @@ def analyse_flipflop_attractors(
 ) -> None:
     """Attractor analysis of one experiment: fixed/slow points, memory test, gates (``models``
     and ``evaluations`` parallel, one per model x N)."""
-    from gnode.config import FlipflopAnalysisSettings
+    from gnode.config import FlipflopAnalysisSettings, validate_job_settings
     from gnode.studies import flipflop_analysis
 
     outputs = {
         "fixed_points": out_fixed_points, "trajectories": out_trajectories, "speed_grid": out_speed_grid,
         "gates": out_gates, "memory": out_memory, "memory_curve": out_memory_curve,
     }
-    flipflop_analysis.analyse_job(FlipflopAnalysisSettings.model_validate(settings), list(models), list(evaluations), data, outputs)
+    typed = validate_job_settings(FlipflopAnalysisSettings, settings)
+    flipflop_analysis.analyse_job(typed, list(models), list(evaluations), data, outputs)
 
 
 @job()
@@ -248,10 +250,11 @@ def claims_flipflop(
 @job(flow=int, gated=int)
 def fit_expressivity(settings: dict, *, out_fits: PathLike) -> None:
     """Fit one flow field x gating of the expressivity sweep (all N batched)."""
-    from gnode.config import ExpressivityFitSettings
+    from gnode.config import ExpressivityFitSettings, validate_job_settings
     from gnode.studies import expressivity
 
-    expressivity.fit_job(ExpressivityFitSettings.model_validate(settings), out_fits)
+    typed = validate_job_settings(ExpressivityFitSettings, settings)
+    expressivity.fit_job(typed, out_fits)
 
 
 @job()
@@ -265,10 +268,11 @@ def score_expressivity(sweep: dict, *, fits: Paths, out_scores: PathLike, out_cl
 @job()
 def examples_expressivity(settings: dict, *, out_examples: PathLike) -> None:
     """Fit the example panel of the expressivity figures (a few classes, target 0 per K)."""
-    from gnode.config import ExpressivityFitSettings
+    from gnode.config import ExpressivityFitSettings, validate_job_settings
     from gnode.studies import expressivity
 
-    expressivity.examples_job(ExpressivityFitSettings.model_validate(settings), out_examples)
+    typed = validate_job_settings(ExpressivityFitSettings, settings)
+    expressivity.examples_job(typed, out_examples)
 
 
 @job()
@@ -314,10 +318,11 @@ def train_realworld(
     code: str = "",
 ) -> None:
     """Train one (task, model) of the real-world benchmarks over all seeds; test at the best parameters."""
-    from gnode.config import RealworldTrainSettings
+    from gnode.config import RealworldTrainSettings, validate_job_settings
     from gnode.studies import realworld
 
-    realworld.train_job(RealworldTrainSettings.model_validate(settings), data, out_model, out_history, out_evaluation, checkpoint_dir=checkpoints, code=code)
+    typed = validate_job_settings(RealworldTrainSettings, settings)
+    realworld.train_job(typed, data, out_model, out_history, out_evaluation, checkpoint_dir=checkpoints, code=code)
 
 
 @job()
@@ -354,11 +359,12 @@ def train_trainability(
     code: str = "",
 ) -> None:
     """Diagnose at initialisation, then train, every member (init x seed) of one (model, depth, activation)."""
-    from gnode.config import TrainabilityTrainSettings
+    from gnode.config import TrainabilityTrainSettings, validate_job_settings
     from gnode.studies import trainability
 
     out = {"members": out_members, "history": out_history, "propagation": out_propagation, "spectrum": out_spectrum}
-    trainability.train_job(TrainabilityTrainSettings.model_validate(settings), data, out, checkpoint_dir=checkpoints, code=code)
+    typed = validate_job_settings(TrainabilityTrainSettings, settings)
+    trainability.train_job(typed, data, out, checkpoint_dir=checkpoints, code=code)
 
 
 @job()

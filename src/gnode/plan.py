@@ -3,9 +3,11 @@
 One function per rule that has settings, named after the rule (:mod:`gnode.jobs`), taking the
 validated config and the rule's wildcards and returning ``{param: value}``: the rule's
 ``params`` (the rules read them through :func:`job_params`) and the settings arguments of the
-job function. The training and fitting jobs' settings are typed (:class:`gnode.config.JobSettings`):
-built here, passed as their ``model_dump(mode="json")`` (plain data), validated in the job. ``python -m gnode <job> --config ...`` plans with the same functions, so a job run
-by hand gets exactly the settings Snakemake would give it. Also here: the job lists.
+job function. The settings of the training, fitting and analysis jobs are typed (one class per
+job kind in :mod:`gnode.config`): built here, passed as their ``model_dump(mode="json")`` (plain
+data), validated once in the job. ``python -m gnode <job> --config ...`` plans with the same
+functions, so a job run by hand gets exactly the settings Snakemake would give it. Also here:
+the job lists.
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ def flipflop_analysis_settings(cfg: Config, experiment: str) -> FlipflopAnalysis
                                     n_bins=data.n_bins, pulse_width=data.pulse_width, analysis=cfg.flipflop.analysis)
 
 
-def expressivity_fit_settings(cfg: Config, flow: int | None = None, gated: bool | None = None) -> ExpressivityFitSettings:
+def expressivity_fit_settings(
+    cfg: Config, flow: int | None = None, gated: bool | None = None
+) -> ExpressivityFitSettings:
     """The sweep restricted to one flow field (index into ``flows``) and gating; None: all of them."""
     sweep = cfg.expressivity
     if flow is not None:

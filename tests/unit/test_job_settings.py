@@ -29,7 +29,14 @@ import pytest
 import torch
 
 from gnode import jobs, plan
-from gnode.config import load_config_files
+from gnode.__main__ import main
+from gnode.config import (
+    ConfigError,
+    FlipflopTrainSettings,
+    RealworldTrainSettings,
+    load_config_files,
+    validate_job_settings,
+)
 from gnode.io import read_table
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -145,3 +152,42 @@ def test_training_jobs_give_the_results_they_gave_before(tmp_path):
     if os.environ.get("GNODE_WRITE_REFERENCE") == "1":
         ref.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     assert out == json.loads(ref.read_text())
+
+
+# ------------------------------------------------------------------ validation in the job
+def test_a_job_refuses_bad_settings_naming_each_key(tmp_path, capsys, monkeypatch):
+    cfg = load_config_files([ROOT / p for p in CONFIGS["test"]])
+    good = plan.job_params("train_flipflop", cfg, {"experiment": "3bit_fixed", "model": "gnode"})["settings"]
+    typed = validate_job_settings(FlipflopTrainSettings, good)
+    assert typed == plan.flipflop_train_settings(cfg, "3bit_fixed", "gnode") and typed.model_dump(mode="json") == good
+    bad = good | {"epochz": 3, "lr": [0.0], "integration": good["integration"] | {"tau": "0.1"}}
+    del bad["seeds"]
+    with pytest.raises(ConfigError) as err:
+        jobs.train_flipflop(bad, 4, data=tmp_path / "none.parquet", out_model=tmp_path / "m.pt",
+                            out_history=tmp_path / "h.parquet")
+    text = str(err.value)
+    assert "FlipflopTrainSettings" in text and "'epochz': unknown key" in text and "'seeds': required" in text
+    assert "'lr[0]': got 0.0" in text and "'integration.tau': got \"0.1\"" in text
+    # a discrete model's settings carry no flow, a continuous model's must
+    gru = plan.job_params("train_flipflop", cfg, {"experiment": "3bit_fixed", "model": "gru"})["settings"]
+    assert "flow" not in gru and "flow" in good
+    with pytest.raises(ConfigError, match="flow must be given"):
+        validate_job_settings(FlipflopTrainSettings, {k: v for k, v in good.items() if k != "flow"})
+    # python -m gnode <job> --settings: the same message, exit status 2
+    (tmp_path / "s.json").write_text(json.dumps(bad))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # setup_job replaces it
+    assert main(["train-flipflop", "--settings", str(tmp_path / "s.json"), "--n", "4", "--data", "x.parquet",
+                 "--model-out", str(tmp_path / "m.pt"), "--history-out", str(tmp_path / "h.parquet")]) == 2
+    assert "'epochz': unknown key" in capsys.readouterr().err
+
+
+def test_realworld_settings_carry_the_matched_spec():
+    cfg = load_config_files([ROOT / p for p in CONFIGS["test"]])
+    s = plan.realworld_train_settings(cfg, "walker2d", "gnode")
+    again = validate_job_settings(RealworldTrainSettings, s.model_dump(mode="json"))
+    assert again.spec == s.spec and (again.spec.kind, again.spec.n_hidden) == ("gnode", 8)
+    wrong = s.model_dump(mode="json") | {"spec": s.spec.to_dict() | {"kind": "gru"}}
+    with pytest.raises(ConfigError, match="spec.kind 'gru' is not the model 'gnode'"):
+        validate_job_settings(RealworldTrainSettings, wrong)
+    with pytest.raises(ConfigError, match="not a model spec"):
+        validate_job_settings(RealworldTrainSettings, s.model_dump(mode="json") | {"spec": {"kind": "gnode"}})
