@@ -84,7 +84,7 @@ SCORE_SCHEMA = _schema(SCORE_COLUMNS)
 EXAMPLE_SCHEMA = _schema(EXAMPLE_COLUMNS)
 
 # --------------------------------------------------------------------------- targets
-def frequency_band(k: int, *, f_min: float = 2.0, min_gap: float = 1.5, slack: float = 2.5) -> tuple[float, float]:
+def frequency_band(k: int, *, f_min: float, min_gap: float, slack: float) -> tuple[float, float]:
     """The band [lo, hi] (cycles per window) from which the K frequencies are drawn.
 
     It widens with K so that K frequencies at least ``min_gap`` apart always fit with the same
@@ -103,12 +103,12 @@ def _target_seed(seed: int, k: int, index: int) -> int:
 def sinusoid_target(
     k: int,
     *,
-    t_steps: int = 200,
-    output_dim: int = 1,
-    seed: int = 0,
-    f_min: float = 2.0,
-    min_gap: float = 1.5,
-    slack: float = 2.5,
+    t_steps: int,
+    output_dim: int,
+    seed: int,
+    f_min: float,
+    min_gap: float,
+    slack: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One target: a sum of ``k`` equal-amplitude sinusoids with random phases, z-scored.
 
@@ -156,12 +156,12 @@ def make_targets(
     k_values: Sequence[int],
     targets_per_k: int,
     *,
-    t_steps: int = 200,
-    output_dim: int = 1,
-    seed: int = 0,
-    f_min: float = 2.0,
-    min_gap: float = 1.5,
-    slack: float = 2.5,
+    t_steps: int,
+    output_dim: int,
+    seed: int,
+    f_min: float,
+    min_gap: float,
+    slack: float,
 ) -> Targets:
     """``targets_per_k`` targets of :func:`sinusoid_target` for every K in ``k_values``.
 
@@ -184,7 +184,7 @@ def make_targets(
     return Targets(np.stack(ys), pd.DataFrame(rows))
 
 
-def max_phase_per_step(k_max: int, t_steps: int, *, f_min: float = 2.0, min_gap: float = 1.5, slack: float = 2.5) -> float:
+def max_phase_per_step(k_max: int, t_steps: int, *, f_min: float, min_gap: float, slack: float) -> float:
     """Largest phase advance per time step (radians) of any target up to ``k_max``; keep <= 0.3."""
     return 2 * np.pi * frequency_band(k_max, f_min=f_min, min_gap=min_gap, slack=slack)[1] / t_steps
 
@@ -198,7 +198,7 @@ def flow_label(flow: Mapping) -> str:
     return f"{act} L{depth}xM{int(flow['width'])}"
 
 
-def model_spec(n: int, flow: Mapping, gated: bool, *, alpha: float = 0.1, output_dim: int = 1) -> ModelSpec:
+def model_spec(n: int, flow: Mapping, gated: bool, *, alpha: float, output_dim: int) -> ModelSpec:
     """The autonomous model of a class: no input, learned initial state, tau = 1, dt = alpha."""
     depth = int(flow["depth"])
     return ModelSpec(
@@ -216,9 +216,10 @@ def model_spec(n: int, flow: Mapping, gated: bool, *, alpha: float = 0.1, output
     )
 
 
-def parameter_count(n: int, flow: Mapping, gated: bool, *, output_dim: int = 1) -> int:
+def parameter_count(n: int, flow: Mapping, gated: bool, *, output_dim: int) -> int:
     """Trainable parameters of one model of the class (F, gate, readout and initial state)."""
-    return models_parameter_count(model_spec(n, flow, gated, output_dim=output_dim))
+    # alpha (the Euler factor) sets no parameter: any value gives the count
+    return models_parameter_count(model_spec(n, flow, gated, alpha=1.0, output_dim=output_dim))
 
 
 def member_seed(seed: int, n: int, flow: Mapping, gated: bool, k: int, target: int, restart: int) -> int:
@@ -429,7 +430,7 @@ def _group_members(
     return pd.DataFrame(rows)
 
 
-def init_kind(n: int, flow: Mapping, init: str = "oscillator") -> str:
+def init_kind(n: int, flow: Mapping, init: str) -> str:
     """How a model of the class is initialised (see :func:`_oscillator_init`).
 
     'rotation' (linear single-layer F), 'embedded-rotation' (ReLU MLP with width >= 2N, or a
