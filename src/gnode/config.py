@@ -475,6 +475,13 @@ class Config(Strict):
 # order of the params (a different order is a different repr: every job would re-run).
 
 
+class RunSettings(Strict):
+    """Where a job that only runs a trained model runs it (the flip-flop evaluation)."""
+
+    device: Device
+    dtype: DType
+
+
 class JobSettings(Strict):
     """Base of the settings of one job: the base seed, device and dtype of the run."""
 

@@ -132,9 +132,10 @@ def evaluate_flipflop(
     run: dict, *, model: PathLike, data: PathLike, out_evaluation: PathLike, out_examples: PathLike
 ) -> None:
     """Evaluate one trained flip-flop ensemble: test loss per member, one example trial."""
+    from gnode.config import RunSettings, validate_job_settings
     from gnode.studies import flipflop
 
-    flipflop.evaluate_job(run, model, data, out_evaluation, out_examples)
+    flipflop.evaluate_job(validate_job_settings(RunSettings, run), model, data, out_evaluation, out_examples)
 
 
 @job()

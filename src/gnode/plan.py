@@ -22,6 +22,7 @@ from gnode.config import (
     FlipflopTrainSettings,
     JobSettings,
     RealworldTrainSettings,
+    RunSettings,
     TrainabilityTrainSettings,
 )
 from gnode.jobs import JOBS
@@ -60,7 +61,7 @@ def _run(cfg: Config) -> dict:
     return {"seed": cfg.seed, "device": cfg.device, "dtype": cfg.dtype}
 
 
-def _dump(settings: JobSettings) -> dict:
+def _dump(settings: JobSettings | RunSettings) -> dict:
     """A job's settings as the plain data of the rule's params."""
     return settings.model_dump(mode="json")
 
@@ -118,9 +119,9 @@ def expressivity_fit_settings(
     return ExpressivityFitSettings(**_run(cfg), sweep=sweep)
 
 
-def run_settings(cfg: Config) -> dict:
+def run_settings(cfg: Config) -> RunSettings:
     """Device and dtype of the jobs that only run a model."""
-    return {"device": cfg.device, "dtype": cfg.dtype}
+    return RunSettings(device=cfg.device, dtype=cfg.dtype)
 
 
 def figure_settings(cfg: Config) -> dict:
@@ -159,7 +160,7 @@ def train_flipflop(cfg: Config, experiment: str, model: str) -> dict:
 
 @_plans
 def evaluate_flipflop(cfg: Config) -> dict:
-    return {"run": run_settings(cfg)}
+    return {"run": _dump(run_settings(cfg))}
 
 
 @_plans

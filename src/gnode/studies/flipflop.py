@@ -22,7 +22,7 @@ import pyarrow as pa
 import torch
 
 from gnode import io
-from gnode.config import FlipflopTrainSettings, FlowSettings, IntegrationSettings
+from gnode.config import FlipflopTrainSettings, FlowSettings, IntegrationSettings, RunSettings
 from gnode.models import CONTINUOUS_KINDS, ModelSpec, RecurrentEnsemble, input_means, load_model, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
 from gnode.studies.flipflop_data import DATA_SCHEMA, arrays  # noqa: F401 (DATA_SCHEMA: re-exported)
@@ -273,13 +273,10 @@ def concat_ensembles(parts: list[RecurrentEnsemble]) -> RecurrentEnsemble:
 
 # ------------------------------------------------------------------------ evaluation
 def evaluate_job(
-    run: dict, model_path: str | Path, data_path: str | Path, out_eval: str | Path, out_examples: str | Path
+    run: RunSettings, model_path: str | Path, data_path: str | Path, out_eval: str | Path, out_examples: str | Path
 ) -> None:
-    """Test loss of every member (best parameters) and one test trial's outputs of the best member.
-
-    ``run`` holds ``device`` and ``dtype``.
-    """
-    device, dtype = resolve_device(run["device"]), DTYPES[run["dtype"]]
+    """Test loss of every member (best parameters) and one test trial's outputs of the best member."""
+    device, dtype = resolve_device(run.device), DTYPES[run.dtype]
     model, extra = load_model(model_path, device=device, dtype=dtype)
     df = io.read_table(data_path)
     (xtr, ytr), (xte, yte) = arrays(df, "train"), arrays(df, "test")
@@ -308,7 +305,7 @@ def evaluate_job(
             "train_time_s": res["train_time_s"],
         }
     )
-    prov = io.provenance(run | {"model_file": str(model_path)}, device=device)
+    prov = io.provenance(run.model_dump(mode="json") | {"model_file": str(model_path)}, device=device)
     io.write_table(ev, out_eval, EVAL_SCHEMA, prov)
 
     ok = ev[ev["status"] == "ok"]
