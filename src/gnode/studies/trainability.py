@@ -185,7 +185,7 @@ def train_job(settings: TrainabilityTrainSettings, data_path: str | Path, out: d
     fit_settings = FitSettings(
         epochs=settings.epochs, batch_size=settings.batch_size, lr=[settings.lr] * e,
         weight_decay=[settings.weight_decay] * e, seeds=[derive_seed(settings.seed, s, 1) for s in grid["seed"]],
-        checkpoint_every=settings.checkpoint_every,
+        checkpoint_every=settings.checkpoint_every, select_every="epoch", shuffle=True,  # the study's protocol
     )
     ckpt = Path(checkpoint_dir) / "ensemble.pt" if checkpoint_dir else None
     res = fit(model, (xtr, ytr), (xte, yte), fit_settings, checkpoint=ckpt, fingerprint=io.job_fingerprint(params, data_path, code),
