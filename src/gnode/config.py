@@ -470,9 +470,12 @@ class Config(Strict):
 # What one job depends on, one class per job kind: built from the Config by gnode.plan when
 # Snakemake plans the jobs, passed through the rule's params as ``model_dump(mode="json")``
 # (plain data: Snakemake compares params by their repr), validated once in the job
-# (gnode.jobs) and handed to the study function. No field has a default: every value comes
-# from the Config, whose models above are the one place of defaults. The field order is the
-# order of the params (a different order is a different repr: every job would re-run).
+# (gnode.jobs) and handed to the study function. No field has a default (but the flow of a
+# discrete model, absent): every value comes from the Config, whose models above are the one
+# place of defaults. The field order is the order of the params (a different order is a
+# different repr: every job would re-run). Still plain dicts: the data jobs' settings (the
+# flip-flop data job must not import this module: editing a model would re-generate the
+# data), the claims, summary and figure jobs'.
 
 
 class RunSettings(Strict):
