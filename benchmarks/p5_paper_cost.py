@@ -39,6 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
 
+from gnode import plan  # noqa: E402
 from gnode.config import load_config_files  # noqa: E402
 from gnode.model_kinds import MODELS  # noqa: E402
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
@@ -100,7 +101,8 @@ def flipflop_jobs(cfg) -> list[Job]:
         c = n_channels(exp.task)
         for model in exp.models:
             for n in exp.model_sizes.get(model, exp.sizes):
-                spec = ff.model_spec(exp, model, n, c)
+                spec = ff.model_spec(model, n, c, flow=exp.flow, integration=exp.integration,
+                                     initial_state=exp.initial_state)
                 members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)
                 groups = [Group(Shape(spec, members, min(bs, d.n_train), d.n_bins, n_test, exp.select_every), exp.epochs,
                                 math.ceil(d.n_train / bs)) for bs in exp.batch_size]
@@ -116,11 +118,11 @@ def trainability_jobs(cfg) -> list[Job]:
         return []
     d, jobs = cfg.flipflop.data, []
     for model, depth, act in tr.cells(cfg):
-        s = tr.job_settings(cfg, model, depth, act)
-        spec = tr.model_spec(s, s["inits"][0], n_channels(s["task"]))
-        members = len(s["inits"]) * len(s["seeds"])
-        bs = min(s["batch_size"], d.n_train)
-        g = Group(Shape(spec, members, bs, d.n_bins, d.n_trials - d.n_train, "epoch"), s["epochs"], math.ceil(d.n_train / bs))
+        s = plan.trainability_train_settings(cfg, model, depth, act)
+        spec = tr.model_spec(s, s.inits[0], n_channels(s.task))
+        members = len(s.inits) * len(s.seeds)
+        bs = min(s.batch_size, d.n_train)
+        g = Group(Shape(spec, members, bs, d.n_bins, d.n_trials - d.n_train, "epoch"), s.epochs, math.ceil(d.n_train / bs))
         jobs.append(Job("trainability", f"{model} L={depth} {act}", [g]))
     return jobs
 
@@ -128,7 +130,6 @@ def trainability_jobs(cfg) -> list[Job]:
 def realworld_jobs(cfg) -> list[Job]:
     from gnode.datasets.registry import get_spec
     from gnode.resources import DATASET_SHAPES
-    from gnode.studies import realworld as rw
 
     jobs = []
     for task, t in cfg.realworld.tasks.items():
@@ -137,7 +138,7 @@ def realworld_jobs(cfg) -> list[Job]:
                              for f, lim in zip(full, (t.limit.train, t.limit.val, t.limit.test)))
         kind = get_spec(t.dataset).kind
         for model in t.models:
-            spec = ModelSpec(**rw.job_settings(cfg, task, model)["spec"])
+            spec = plan.realworld_train_settings(cfg, task, model).spec
             spec = ModelSpec(**{**spec.to_dict(), "dt": 1.0})  # the timing's data carries no time column
             bs = min(t.batch_size, n_train)
             shape = Shape(spec, len(t.seeds), bs, DATASET_SHAPES[t.dataset][0], n_val, "epoch", kind,
@@ -149,11 +150,10 @@ def realworld_jobs(cfg) -> list[Job]:
 
 def expressivity_jobs(cfg) -> list[Job]:
     from gnode.expressivity import flow_label
-    from gnode.studies import expressivity as ex
 
     s = cfg.expressivity
     return [Job("expressivity", f"{flow_label(f.model_dump())} {'gated' if g else 'non-gated'}",
-                sweep=ex.job_settings(cfg, i, g)["sweep"])
+                sweep=plan.expressivity_fit_settings(cfg, i, g).sweep.model_dump(mode="json"))
             for i, f in enumerate(s.flows) for g in s.gated]
 
 
@@ -210,7 +210,7 @@ def time_sweep(sweep: dict, device, steps: int = 10) -> float:
     from gnode.expressivity import run_sweep
 
     t0 = time.perf_counter()
-    run_sweep({**sweep, "steps": steps}, device=device, seed=0, log=logging.getLogger("p5"))
+    run_sweep({**sweep, "steps": steps}, device=device, dtype=torch.float32, seed=0, log=logging.getLogger("p5"))
     return (time.perf_counter() - t0) * sweep["steps"] / steps
 
 

@@ -199,7 +199,11 @@ def _job_command(job):
                 # written by Snakemake and by hand resume each other only with the same code
                 kwargs |= {"checkpoints": args.checkpoints,
                            "code": codegraph.code_hash("gnode.runtime", f"gnode.jobs:{job.name}")}
-            job.run(*(settings[p] for p in job.params), *(wildcards[w] for w in job.takes), **kwargs)
+            try:
+                job.run(*(settings[p] for p in job.params), *(wildcards[w] for w in job.takes), **kwargs)
+            except ConfigError as err:  # settings (from --settings) that do not validate
+                print(f"error: {err}", file=sys.stderr)
+                return 2
             return 0
 
         return run

@@ -15,9 +15,18 @@ import sys
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
-from gnode.models import ACTIVATIONS, INITIAL_STATES, INITS, MODEL_KINDS, SOLVERS
+from gnode.models import ACTIVATIONS, CONTINUOUS_KINDS, INITIAL_STATES, INITS, MODEL_KINDS, SOLVERS, ModelSpec
 from gnode.tasks.flipflop import VARIANTS
 from gnode.training import SELECT_EVERY
 
@@ -33,6 +42,8 @@ Count = Annotated[int, Field(ge=1, le=100_000_000)]
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 LearningRate = Annotated[float, Field(gt=0, le=1)]
 Decay = Annotated[float, Field(ge=0, le=10)]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DType = Literal["float32", "float64"]
 
 
 class Strict(BaseModel):
@@ -482,8 +493,8 @@ class Config(Strict):
     """The whole configuration of a run (config/config.yaml, overlays via --configfile)."""
 
     seed: Seed = Field(0, description="base seed (mixed into every random draw of the workflow)")
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field("cpu", description="torch device; auto: cuda > mps > cpu")
-    dtype: Literal["float32", "float64"] = Field("float32", description="floating-point type of models")
+    device: Device = Field("cpu", description="torch device; auto: cuda > mps > cpu")
+    dtype: DType = Field("float32", description="floating-point type of models")
     threads: int = Field(1, ge=1, le=256, description="torch threads per job (also the rule's threads)")
     flipflop: FlipFlopSettings
     expressivity: ExpressivitySettings
@@ -493,6 +504,148 @@ class Config(Strict):
     trainability: TrainabilitySettings | None = Field(
         None, description="the trainability study (null: not run)"
     )
+
+
+# ------------------------------------------------------------------ job settings
+# What one job depends on, one class per job kind: built from the Config by gnode.plan when
+# Snakemake plans the jobs, passed through the rule's params as ``model_dump(mode="json")``
+# (plain data: Snakemake compares params by their repr), validated once in the job
+# (gnode.jobs) and handed to the study function. No field has a default (but the flow of a
+# discrete model, absent): every value comes from the Config, whose models above are the one
+# place of defaults. The field order is the order of the params (a different order is a
+# different repr: every job would re-run). Still plain dicts: the data jobs' settings (the
+# flip-flop data job must not import this module: editing a model would re-generate the
+# data), the claims, summary and figure jobs'.
+
+
+class RunSettings(Strict):
+    """Where a job that only runs a trained model runs it (the flip-flop evaluation)."""
+
+    device: Device
+    dtype: DType
+
+
+class JobSettings(Strict):
+    """Base of the settings of one job: the base seed, device and dtype of the run."""
+
+    seed: Seed = Field(description="base seed (Config.seed)")
+    device: Device
+    dtype: DType
+
+
+class FlipflopTrainSettings(JobSettings):
+    """One flip-flop training job: one (experiment, model) over its grid and seeds (N is the job's
+    own argument). ``flow`` only for the continuous models (absent from the dump otherwise)."""
+
+    experiment: Name
+    task: Literal[VARIANTS]  # type: ignore[valid-type]
+    model: ModelKind
+    epochs: Epochs
+    seeds: list[Seed] = Field(min_length=1)
+    lr: list[LearningRate] = Field(min_length=1, description="this model's learning rates (grid axis)")
+    weight_decay: list[Decay] = Field(min_length=1)
+    batch_size: list[BatchSize] = Field(min_length=1)
+    checkpoint_every: int = Field(ge=0, le=100_000)
+    integration: IntegrationSettings
+    initial_state: Literal[INITIAL_STATES]  # type: ignore[valid-type]
+    select_every: Literal[SELECT_EVERY]  # type: ignore[valid-type]
+    shuffle: StrictBool
+    # the one field with a default: the dump of a discrete model's job has no flow (as before)
+    flow: FlowSettings | None = Field(None, description="the flow field F (node, gnode); None for rnn, gru, mgru")
+
+    @model_validator(mode="after")
+    def _flow_of_continuous_models(self):
+        if (self.flow is not None) != (self.model in CONTINUOUS_KINDS):
+            raise ValueError(f"flow must be given for {list(CONTINUOUS_KINDS)} and only for them "
+                             f"(model {self.model!r})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_flow(self, handler):
+        out = handler(self)
+        if self.flow is None:
+            out.pop("flow", None)
+        return out
+
+
+def _model_spec(value):
+    """A :class:`ModelSpec` from its dict (``ModelSpec.to_dict``); its own checks name a bad value."""
+    if isinstance(value, dict):
+        try:
+            return ModelSpec(**value)
+        except TypeError as err:  # an unknown or missing key
+            raise ValueError(f"not a model spec: {err}") from None
+    return value
+
+
+class RealworldTrainSettings(JobSettings):
+    """One real-world training job: one (task, model) over its seeds, at the hidden size that
+    meets the task's parameter budget (``spec``, chosen when the job is planned)."""
+
+    task: Name
+    dataset: Dataset
+    model: ModelKind
+    spec: Annotated[ModelSpec, BeforeValidator(_model_spec)]
+    budget: Annotated[int, Field(ge=1, le=100_000_000)]
+    seeds: list[Seed] = Field(min_length=1)
+    epochs: Epochs
+    batch_size: BatchSize
+    lr: LearningRate
+    weight_decay: Decay
+    schedule: Literal["constant", "cosine"]
+    min_lr_factor: float = Field(ge=0, le=1)
+    grad_clip: float | None = Field(gt=0, le=1e6)
+    patience: int = Field(ge=0, le=100_000)
+    checkpoint_every: int = Field(ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _spec_of_the_model(self):
+        if self.spec.kind != self.model:
+            raise ValueError(f"spec.kind {self.spec.kind!r} is not the model {self.model!r}")
+        return self
+
+
+class TrainabilityTrainSettings(JobSettings):
+    """One trainability training job: one (model, depth, activation), every init x seed a member."""
+
+    model: Literal["node", "gnode"]
+    depth: int = Field(ge=1, le=16)
+    activation: Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+    task: Literal[VARIANTS]  # type: ignore[valid-type]
+    n: PosInt
+    width: int = Field(ge=1, le=4096)
+    inits: list[Literal[INITS]] = Field(min_length=1)  # type: ignore[valid-type]
+    seeds: list[Seed] = Field(min_length=1)
+    tau: float = Field(gt=0, le=1000)
+    dt: float = Field(gt=0, le=1)
+    substeps: int = Field(ge=1, le=100)
+    epochs: PosInt
+    lr: LearningRate
+    weight_decay: Decay
+    batch_size: PosInt
+    diagnostic_trials: PosInt
+    initial_state: Literal[INITIAL_STATES]  # type: ignore[valid-type]
+    checkpoint_every: int = Field(ge=0, le=100_000)
+
+
+class FlipflopAnalysisSettings(Strict):
+    """One attractor analysis job: every trained (model, N) of one experiment (the models run at
+    their trained dtype, or float64 where the search needs it)."""
+
+    seed: Seed = Field(description="base seed (Config.seed)")
+    device: Device
+    experiment: Name
+    task: Literal[VARIANTS]  # type: ignore[valid-type]
+    n_bins: int = Field(ge=3, le=100_000, description="bins of a trial of the task's data")
+    pulse_width: int = Field(ge=1, le=100, description="bins per pulse of the task's data")
+    analysis: AttractorAnalysis
+
+
+class ExpressivityFitSettings(JobSettings):
+    """One expressivity fitting job: the sweep restricted to its flow field and gating (the
+    examples job: the whole sweep)."""
+
+    sweep: ExpressivitySettings
 
 
 class ConfigError(ValueError):
@@ -634,6 +787,25 @@ def validate_config(raw: dict, source: str | None = None) -> Config:
         return Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_errors(err, source)) from None
+
+
+def validate_job_settings(cls: type[Strict], settings) -> Strict:
+    """One job's settings (its rule's params: plain data) validated into ``cls`` (a class of the
+    job settings above); a bad one is a :class:`ConfigError` naming each bad key."""
+    try:
+        return cls.model_validate(settings)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = _loc(tuple(p for p in e["loc"] if not _is_union_tag(p)))
+            if e["type"] == "extra_forbidden":
+                what = "unknown key"
+            elif e["type"] == "missing":
+                what = "required but missing"
+            else:
+                what = f"got {_shown(e.get('input'))}; {_allowed(e)}"
+            lines.append(f"settings key '{key}': {what}")
+        raise ConfigError(f"invalid {cls.__name__}:\n  " + "\n  ".join(dict.fromkeys(lines))) from None
 
 
 # ------------------------------------------------------------------ config files

@@ -18,7 +18,8 @@ Pieces (all pure functions; devices, dtypes and seeds are arguments):
 - :func:`score` - K*, AUC and parameter count per model class (the claims drawn from them:
   :func:`gnode.studies.expressivity_scores.expressivity_claims`, apart so that editing them re-runs
   no fit);
-- :func:`run_sweep` - the whole sweep from a plain settings dict (:data:`DEFAULT_SETTINGS`);
+- :func:`run_sweep` - the whole sweep from its settings (:class:`gnode.config.ExpressivitySettings`, the
+  config's ``expressivity``: the one place of their defaults);
 - :func:`example_fits` - target and fitted trajectories for a few classes (figures).
 
 Shapes: targets (R, T, O) with R fits, T time steps, O output channels; ensembles hold
@@ -27,7 +28,6 @@ E = (number of N) x R x restarts members.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -41,6 +41,7 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
+from gnode.config import ExpressivitySettings
 from gnode.models import ModelSpec, RecurrentEnsemble
 from gnode.models import parameter_count as models_parameter_count
 from gnode.training import StackedAdamW
@@ -48,40 +49,6 @@ from gnode.training import StackedAdamW
 logger = logging.getLogger(__name__)
 
 ACTIVATION_CODES = {"linear": 0, "relu": 1, "tanh": 2}
-
-#: Settings of :func:`run_sweep`; each key is documented in ``docs/expressivity.md``.
-DEFAULT_SETTINGS: dict[str, Any] = {
-    # model classes
-    "n": [1, 2, 4, 6],
-    "flows": [
-        {"depth": 0, "width": 0, "activation": "linear"},
-        {"depth": 1, "width": 32, "activation": "relu"},
-        {"depth": 2, "width": 32, "activation": "relu"},
-    ],
-    "gated": [False, True],
-    # targets
-    "k_max": 3,
-    "targets_per_k": 3,
-    "t_steps": 200,
-    "output_dim": 1,
-    "f_min": 2.0,
-    "min_gap": 1.5,
-    "band_slack": 2.5,
-    # dynamics
-    "alpha": 0.1,
-    "clamp": 1000.0,
-    "init": "oscillator",
-    # training budget (identical for every class)
-    "restarts": 2,
-    "steps": 600,
-    "lr": 1e-2,
-    "lr_schedule": "cosine",
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,
-    # scoring and batching
-    "threshold": "adaptive",
-    "max_members": 256,
-}
 
 FIT_COLUMNS = [
     "n", "depth", "width", "activation", "gated", "flow", "k", "target", "target_seed", "freqs",
@@ -118,7 +85,7 @@ SCORE_SCHEMA = _schema(SCORE_COLUMNS)
 EXAMPLE_SCHEMA = _schema(EXAMPLE_COLUMNS)
 
 # --------------------------------------------------------------------------- targets
-def frequency_band(k: int, *, f_min: float = 2.0, min_gap: float = 1.5, slack: float = 2.5) -> tuple[float, float]:
+def frequency_band(k: int, *, f_min: float, min_gap: float, slack: float) -> tuple[float, float]:
     """The band [lo, hi] (cycles per window) from which the K frequencies are drawn.
 
     It widens with K so that K frequencies at least ``min_gap`` apart always fit with the same
@@ -137,12 +104,12 @@ def _target_seed(seed: int, k: int, index: int) -> int:
 def sinusoid_target(
     k: int,
     *,
-    t_steps: int = 200,
-    output_dim: int = 1,
-    seed: int = 0,
-    f_min: float = 2.0,
-    min_gap: float = 1.5,
-    slack: float = 2.5,
+    t_steps: int,
+    output_dim: int,
+    seed: int,
+    f_min: float,
+    min_gap: float,
+    slack: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One target: a sum of ``k`` equal-amplitude sinusoids with random phases, z-scored.
 
@@ -190,12 +157,12 @@ def make_targets(
     k_values: Sequence[int],
     targets_per_k: int,
     *,
-    t_steps: int = 200,
-    output_dim: int = 1,
-    seed: int = 0,
-    f_min: float = 2.0,
-    min_gap: float = 1.5,
-    slack: float = 2.5,
+    t_steps: int,
+    output_dim: int,
+    seed: int,
+    f_min: float,
+    min_gap: float,
+    slack: float,
 ) -> Targets:
     """``targets_per_k`` targets of :func:`sinusoid_target` for every K in ``k_values``.
 
@@ -218,7 +185,7 @@ def make_targets(
     return Targets(np.stack(ys), pd.DataFrame(rows))
 
 
-def max_phase_per_step(k_max: int, t_steps: int, *, f_min: float = 2.0, min_gap: float = 1.5, slack: float = 2.5) -> float:
+def max_phase_per_step(k_max: int, t_steps: int, *, f_min: float, min_gap: float, slack: float) -> float:
     """Largest phase advance per time step (radians) of any target up to ``k_max``; keep <= 0.3."""
     return 2 * np.pi * frequency_band(k_max, f_min=f_min, min_gap=min_gap, slack=slack)[1] / t_steps
 
@@ -232,7 +199,7 @@ def flow_label(flow: Mapping) -> str:
     return f"{act} L{depth}xM{int(flow['width'])}"
 
 
-def model_spec(n: int, flow: Mapping, gated: bool, *, alpha: float = 0.1, output_dim: int = 1) -> ModelSpec:
+def model_spec(n: int, flow: Mapping, gated: bool, *, alpha: float, output_dim: int) -> ModelSpec:
     """The autonomous model of a class: no input, learned initial state, tau = 1, dt = alpha."""
     depth = int(flow["depth"])
     return ModelSpec(
@@ -250,9 +217,10 @@ def model_spec(n: int, flow: Mapping, gated: bool, *, alpha: float = 0.1, output
     )
 
 
-def parameter_count(n: int, flow: Mapping, gated: bool, *, output_dim: int = 1) -> int:
+def parameter_count(n: int, flow: Mapping, gated: bool, *, output_dim: int) -> int:
     """Trainable parameters of one model of the class (F, gate, readout and initial state)."""
-    return models_parameter_count(model_spec(n, flow, gated, output_dim=output_dim))
+    # alpha (the Euler factor) sets no parameter: any value gives the count
+    return models_parameter_count(model_spec(n, flow, gated, alpha=1.0, output_dim=output_dim))
 
 
 def member_seed(seed: int, n: int, flow: Mapping, gated: bool, k: int, target: int, restart: int) -> int:
@@ -463,7 +431,7 @@ def _group_members(
     return pd.DataFrame(rows)
 
 
-def init_kind(n: int, flow: Mapping, init: str = "oscillator") -> str:
+def init_kind(n: int, flow: Mapping, init: str) -> str:
     """How a model of the class is initialised (see :func:`_oscillator_init`).
 
     'rotation' (linear single-layer F), 'embedded-rotation' (ReLU MLP with width >= 2N, or a
@@ -704,21 +672,24 @@ def fit_model_class(
     gated: bool,
     targets: Targets,
     *,
-    restarts: int = 2,
-    steps: int = 1000,
-    lr: float = 1e-2,
-    lr_schedule: str = "cosine",
-    weight_decay: float = 0.0,
-    grad_clip: float | None = 1.0,
-    alpha: float = 0.1,
-    clamp: float = 1000.0,
-    init: str = "oscillator",
-    device=None,
-    dtype=torch.float32,
-    seed: int = 0,
+    restarts: int,
+    steps: int,
+    lr: float,
+    lr_schedule: str,
+    weight_decay: float,
+    grad_clip: float | None,
+    alpha: float,
+    clamp: float,
+    init: str,
+    device,
+    dtype: torch.dtype,
+    seed: int,
     log: logging.Logger | None = None,
 ) -> pd.DataFrame:
     """Fit every target of ``targets`` with ``restarts`` fresh models of the class, all at once.
+
+    Every setting is given (the sweep passes those of :class:`gnode.config.ExpressivitySettings`,
+    whose defaults are the only ones).
 
     Args:
         n: phase-space dimension N, or a list of them: several N with the same flow field are
@@ -821,17 +792,17 @@ def n_needed(scores: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- sweep
-def resolve_settings(settings: Mapping | None) -> dict[str, Any]:
-    """:data:`DEFAULT_SETTINGS` updated with ``settings``; unknown keys are an error."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
-    if unknown:
-        raise ValueError(f"unknown expressivity settings: {unknown}; known: {sorted(DEFAULT_SETTINGS)}")
-    out = copy.deepcopy({**DEFAULT_SETTINGS, **settings})
-    for flow in out["flows"]:
-        if set(flow) - {"depth", "width", "activation"} or "depth" not in flow or "activation" not in flow:
-            raise ValueError(f"a flow is {{depth, width, activation}}, got {flow}")
-    return out
+def sweep_settings(settings: ExpressivitySettings | Mapping) -> ExpressivitySettings:
+    """The sweep's settings: an :class:`ExpressivitySettings` as it is, a mapping validated into one
+    (the config's own model: its defaults, its checks; an unknown or bad key is a ValueError naming it)."""
+    if isinstance(settings, ExpressivitySettings):
+        return settings
+    return ExpressivitySettings.model_validate(dict(settings))
+
+
+def resolve_settings(settings: ExpressivitySettings | Mapping) -> dict[str, Any]:
+    """:func:`sweep_settings` as plain data (flows as dicts)."""
+    return sweep_settings(settings).model_dump(mode="json")
 
 
 def _n_groups(ns: Sequence[int], per_n: int, max_members: int) -> list[list[int]]:
@@ -845,41 +816,41 @@ def _n_groups(ns: Sequence[int], per_n: int, max_members: int) -> list[list[int]
     return groups + ([cur] if cur else [])
 
 
-def _targets_from(s: Mapping, seed: int, k_values=None, per_k=None) -> Targets:
+def _targets_from(s: ExpressivitySettings, seed: int, k_values=None, per_k=None) -> Targets:
     return make_targets(
-        k_values if k_values is not None else range(1, int(s["k_max"]) + 1),
-        int(per_k if per_k is not None else s["targets_per_k"]),
-        t_steps=int(s["t_steps"]), output_dim=int(s["output_dim"]), seed=seed,
-        f_min=float(s["f_min"]), min_gap=float(s["min_gap"]), slack=float(s["band_slack"]),
+        k_values if k_values is not None else range(1, s.k_max + 1),
+        per_k if per_k is not None else s.targets_per_k,
+        t_steps=s.t_steps, output_dim=s.output_dim, seed=seed, f_min=s.f_min, min_gap=s.min_gap, slack=s.band_slack,
     )  # fmt: skip
 
 
-def _fit_kwargs(s: Mapping) -> dict[str, Any]:
-    return {key: s[key] for key in ("restarts", "steps", "lr", "lr_schedule", "weight_decay", "grad_clip", "alpha",
-                                    "clamp", "init")}  # fmt: skip
+def _fit_kwargs(s: ExpressivitySettings) -> dict[str, Any]:
+    """The fitting budget of :func:`fit_model_class`, from the sweep's settings."""
+    return {key: getattr(s, key) for key in ("restarts", "steps", "lr", "lr_schedule", "weight_decay", "grad_clip",
+                                             "alpha", "clamp", "init")}  # fmt: skip
 
 
 def run_sweep(
-    settings: Mapping | None = None, *, device=None, dtype=torch.float32, seed: int = 0, log: logging.Logger | None = None
+    settings: ExpressivitySettings | Mapping, *, device, dtype: torch.dtype, seed: int, log: logging.Logger | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fit and score every model class of ``settings`` (see :data:`DEFAULT_SETTINGS`).
+    """Fit and score every model class of ``settings`` (:func:`sweep_settings`; docs/expressivity.md).
 
     Classes sharing a flow field and gating are batched over N (in groups of at most
     ``max_members`` fits). Returns (fits, scores): :func:`fit_model_class` rows for all classes
     and :func:`score` rows.
     """
     log = log or logger
-    s = resolve_settings(settings)
+    s = sweep_settings(settings)
+    flows = [f.model_dump() for f in s.flows]  # {depth, width, activation}
     targets = _targets_from(s, seed)
-    phase = max_phase_per_step(int(s["k_max"]), int(s["t_steps"]), f_min=s["f_min"], min_gap=s["min_gap"],
-                               slack=s["band_slack"])  # fmt: skip
+    phase = max_phase_per_step(s.k_max, s.t_steps, f_min=s.f_min, min_gap=s.min_gap, slack=s.band_slack)
     if phase > 0.35:
         log.warning("expressivity: the fastest target advances %.2f rad per step; raise t_steps (<= 0.3 advised)", phase)
-    per_n = len(targets.meta) * int(s["restarts"])
-    jobs = [(flow, bool(g), grp) for flow in s["flows"] for g in s["gated"]
-            for grp in _n_groups(s["n"], per_n, int(s["max_members"]))]  # fmt: skip
+    per_n = len(targets.meta) * s.restarts
+    jobs = [(flow, bool(g), grp) for flow in flows for g in s.gated
+            for grp in _n_groups(s.n, per_n, s.max_members)]  # fmt: skip
     log.info("expressivity sweep: %d classes in %d batched ensembles, %d targets x %d restarts per class, %d steps",
-             len(s["n"]) * len(s["flows"]) * len(s["gated"]), len(jobs), len(targets.meta), s["restarts"], s["steps"])
+             len(s.n) * len(flows) * len(s.gated), len(jobs), len(targets.meta), s.restarts, s.steps)
     frames, t0 = [], time.perf_counter()
     for i, (flow, gated, ns) in enumerate(jobs, 1):
         df = fit_model_class(ns, flow, gated, targets, device=device, dtype=dtype, seed=seed, log=log, **_fit_kwargs(s))
@@ -890,18 +861,18 @@ def run_sweep(
                      flow_label(flow), "gated" if gated else "non-gated", n,
                      " ".join(f"{v:.3f}" for v in med.to_numpy()), time.perf_counter() - t0)  # fmt: skip
     fits = pd.concat(frames, ignore_index=True)
-    scores = score(fits, s["threshold"], flow_order=[flow_label(f) for f in s["flows"]])
+    scores = score(fits, s.threshold, flow_order=[flow_label(f) for f in flows])
     return fits, scores
 
 
 def example_fits(
     classes: Sequence[Mapping],
     k_values: Sequence[int],
-    settings: Mapping | None = None,
+    settings: ExpressivitySettings | Mapping,
     *,
-    device=None,
-    dtype=torch.float32,
-    seed: int = 0,
+    device,
+    dtype: torch.dtype,
+    seed: int,
     log: logging.Logger | None = None,
 ) -> pd.DataFrame:
     """Target and best fitted trajectory of target 0 at each K for a few classes.
@@ -915,7 +886,7 @@ def example_fits(
         long table with columns n, depth, width, activation, gated, flow, k, channel, t (in
         windows, (0, 1]), target, output (both in the standardised units of the fit), r2.
     """
-    s = resolve_settings(settings)
+    s = sweep_settings(settings)
     targets = _targets_from(s, seed, k_values=list(k_values), per_k=1)
     y = _standardise(targets.y)
     tt = np.arange(1, y.shape[1] + 1) / y.shape[1]

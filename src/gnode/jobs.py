@@ -5,7 +5,9 @@ Each workflow script calls one of these (``gnode.jobs.train_flipflop(...)``), an
 A job's arguments, by kind:
 
 - before ``*``: its settings (the rule's ``params``, planned from the config by :mod:`gnode.plan`;
-  ``settings``, ``run``, ``figures``, ...) and the wildcards it needs (``n``), in that order;
+  ``settings``, ``run``, ``figures``, ...) and the wildcards it needs (``n``), in that order; the
+  training and fitting jobs validate their settings once, into their class of
+  :class:`gnode.config.JobSettings`, and hand that object to the study function;
 - keyword ``out_<name>``: the output files (the rule's ``output.<name>``);
 - other keyword arguments: the input files (``Paths``: a list of them); ``checkpoints`` (folder
   to resume from) and ``code`` (the code hash that a checkpoint must match) for the training jobs.
@@ -118,9 +120,11 @@ def train_flipflop(
     code: str = "",
 ) -> None:
     """Train one (experiment, model, N) as an ensemble over the grid and seeds (best parameters, history)."""
+    from gnode.config import FlipflopTrainSettings, validate_job_settings
     from gnode.studies import flipflop
 
-    flipflop.train_job(settings, n, data, out_model, out_history, checkpoint_dir=checkpoints, code=code)
+    typed = validate_job_settings(FlipflopTrainSettings, settings)
+    flipflop.train_job(typed, n, data, out_model, out_history, checkpoint_dir=checkpoints, code=code)
 
 
 @job()  # its settings do not depend on the wildcards (and --model names its model file)
@@ -128,9 +132,10 @@ def evaluate_flipflop(
     run: dict, *, model: PathLike, data: PathLike, out_evaluation: PathLike, out_examples: PathLike
 ) -> None:
     """Evaluate one trained flip-flop ensemble: test loss per member, one example trial."""
+    from gnode.config import RunSettings, validate_job_settings
     from gnode.studies import flipflop
 
-    flipflop.evaluate_job(run, model, data, out_evaluation, out_examples)
+    flipflop.evaluate_job(validate_job_settings(RunSettings, run), model, data, out_evaluation, out_examples)
 
 
 @job()
@@ -177,13 +182,15 @@ def analyse_flipflop_attractors(
 ) -> None:
     """Attractor analysis of one experiment: fixed/slow points, memory test, gates (``models``
     and ``evaluations`` parallel, one per model x N)."""
+    from gnode.config import FlipflopAnalysisSettings, validate_job_settings
     from gnode.studies import flipflop_analysis
 
     outputs = {
         "fixed_points": out_fixed_points, "trajectories": out_trajectories, "speed_grid": out_speed_grid,
         "gates": out_gates, "memory": out_memory, "memory_curve": out_memory_curve,
     }
-    flipflop_analysis.analyse_job(settings, list(models), list(evaluations), data, outputs)
+    typed = validate_job_settings(FlipflopAnalysisSettings, settings)
+    flipflop_analysis.analyse_job(typed, list(models), list(evaluations), data, outputs)
 
 
 @job()
@@ -244,9 +251,11 @@ def claims_flipflop(
 @job(flow=int, gated=int)
 def fit_expressivity(settings: dict, *, out_fits: PathLike) -> None:
     """Fit one flow field x gating of the expressivity sweep (all N batched)."""
+    from gnode.config import ExpressivityFitSettings, validate_job_settings
     from gnode.studies import expressivity
 
-    expressivity.fit_job(settings, out_fits)
+    typed = validate_job_settings(ExpressivityFitSettings, settings)
+    expressivity.fit_job(typed, out_fits)
 
 
 @job()
@@ -262,9 +271,11 @@ def score_expressivity(
 @job()
 def examples_expressivity(settings: dict, *, out_examples: PathLike) -> None:
     """Fit the example panel of the expressivity figures (a few classes, target 0 per K)."""
+    from gnode.config import ExpressivityFitSettings, validate_job_settings
     from gnode.studies import expressivity
 
-    expressivity.examples_job(settings, out_examples)
+    typed = validate_job_settings(ExpressivityFitSettings, settings)
+    expressivity.examples_job(typed, out_examples)
 
 
 @job()
@@ -310,9 +321,11 @@ def train_realworld(
     code: str = "",
 ) -> None:
     """Train one (task, model) of the real-world benchmarks over all seeds; test at the best parameters."""
+    from gnode.config import RealworldTrainSettings, validate_job_settings
     from gnode.studies import realworld
 
-    realworld.train_job(settings, data, out_model, out_history, out_evaluation, checkpoint_dir=checkpoints, code=code)
+    typed = validate_job_settings(RealworldTrainSettings, settings)
+    realworld.train_job(typed, data, out_model, out_history, out_evaluation, checkpoint_dir=checkpoints, code=code)
 
 
 @job()
@@ -349,10 +362,12 @@ def train_trainability(
     code: str = "",
 ) -> None:
     """Diagnose at initialisation, then train, every member (init x seed) of one (model, depth, activation)."""
+    from gnode.config import TrainabilityTrainSettings, validate_job_settings
     from gnode.studies import trainability
 
     out = {"members": out_members, "history": out_history, "propagation": out_propagation, "spectrum": out_spectrum}
-    trainability.train_job(settings, data, out, checkpoint_dir=checkpoints, code=code)
+    typed = validate_job_settings(TrainabilityTrainSettings, settings)
+    trainability.train_job(typed, data, out, checkpoint_dir=checkpoints, code=code)
 
 
 @job()

@@ -3,8 +3,11 @@
 One function per rule that has settings, named after the rule (:mod:`gnode.jobs`), taking the
 validated config and the rule's wildcards and returning ``{param: value}``: the rule's
 ``params`` (the rules read them through :func:`job_params`) and the settings arguments of the
-job function. ``python -m gnode <job> --config ...`` plans with the same functions, so a job run
-by hand gets exactly the settings Snakemake would give it. Also here: the job lists.
+job function. The settings of the training, fitting and analysis jobs are typed (one class per
+job kind in :mod:`gnode.config`): built here, passed as their ``model_dump(mode="json")`` (plain
+data), validated once in the job. ``python -m gnode <job> --config ...`` plans with the same
+functions, so a job run by hand gets exactly the settings Snakemake would give it. Also here:
+the job lists.
 """
 
 from __future__ import annotations
@@ -12,14 +15,20 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 
-from gnode.config import Config
+from gnode.config import (
+    Config,
+    ExpressivityFitSettings,
+    FlipflopAnalysisSettings,
+    FlipflopTrainSettings,
+    JobSettings,
+    RealworldTrainSettings,
+    RunSettings,
+    TrainabilityTrainSettings,
+)
 from gnode.jobs import JOBS
-from gnode.studies import expressivity as ex_study
-from gnode.studies import flipflop as ff
-from gnode.studies import flipflop_analysis as ffa
+from gnode.models import CONTINUOUS_KINDS
 from gnode.studies import flipflop_data as ffd
 from gnode.studies import realworld as rw
-from gnode.studies import trainability as tr
 
 #: rule name -> planner (cfg, **wildcards) -> {param: value}; a job without settings has none
 PLANS: dict[str, Callable[..., dict]] = {}
@@ -47,9 +56,74 @@ def job_params(rule: str, cfg: Config, wildcards: Mapping[str, object] | None = 
     return planner(cfg, **{w: types[w](given[w]) for w in needed})
 
 
-def run_settings(cfg: Config) -> dict:
+def _run(cfg: Config) -> dict:
+    """The fields of :class:`JobSettings`: base seed, device and dtype."""
+    return {"seed": cfg.seed, "device": cfg.device, "dtype": cfg.dtype}
+
+
+def _dump(settings: JobSettings | RunSettings) -> dict:
+    """A job's settings as the plain data of the rule's params (an expressivity sweep without its
+    claims thresholds: no fit depends on them, so changing one re-runs no fit)."""
+    exclude = {"sweep": {"claims"}} if isinstance(settings, ExpressivityFitSettings) else None
+    return settings.model_dump(mode="json", exclude=exclude)
+
+
+def flipflop_train_settings(cfg: Config, experiment: str, model: str) -> FlipflopTrainSettings:
+    """Everything the training of one (experiment, model) depends on (N aside).
+
+    One model's settings, not the experiment's: Snakemake re-runs exactly the jobs whose settings
+    changed (one model's learning rates, say), not the whole experiment.
+    """
+    exp = cfg.flipflop.experiments[experiment]
+    return FlipflopTrainSettings(
+        **_run(cfg), experiment=experiment, task=exp.task, model=model, epochs=exp.epochs, seeds=exp.seeds,
+        lr=exp.lr[model], weight_decay=exp.weight_decay, batch_size=exp.batch_size,
+        checkpoint_every=exp.checkpoint_every, integration=exp.integration, initial_state=exp.initial_state,
+        select_every=exp.select_every, shuffle=exp.shuffle, flow=exp.flow if model in CONTINUOUS_KINDS else None,
+    )
+
+
+def realworld_train_settings(cfg: Config, task: str, model: str) -> RealworldTrainSettings:
+    """Everything the training of one (task, model) depends on, with the hidden size that meets the budget."""
+    t = cfg.realworld.tasks[task]
+    spec = rw.matched_size(t, model, *rw.task_shape(t.dataset))
+    keys = ("budget", "seeds", "epochs", "batch_size", "weight_decay", "schedule", "min_lr_factor", "grad_clip",
+            "patience", "checkpoint_every")
+    return RealworldTrainSettings(**_run(cfg), task=task, dataset=t.dataset, model=model, spec=spec, lr=t.lr[model],
+                                  **{k: getattr(t, k) for k in keys})
+
+
+def trainability_train_settings(cfg: Config, model: str, depth: int, activation: str) -> TrainabilityTrainSettings:
+    """Everything one trainability job depends on (the claims are not in it)."""
+    t = cfg.trainability
+    keys = ("task", "n", "width", "inits", "seeds", "tau", "dt", "substeps", "epochs", "lr", "weight_decay",
+            "batch_size", "diagnostic_trials", "initial_state", "checkpoint_every")
+    return TrainabilityTrainSettings(**_run(cfg), model=model, depth=depth, activation=activation,
+                                     **{k: getattr(t, k) for k in keys})
+
+
+def flipflop_analysis_settings(cfg: Config, experiment: str) -> FlipflopAnalysisSettings:
+    """Everything the attractor analysis of one experiment depends on."""
+    exp, data = cfg.flipflop.experiments[experiment], cfg.flipflop.data
+    return FlipflopAnalysisSettings(seed=cfg.seed, device=cfg.device, experiment=experiment, task=exp.task,
+                                    n_bins=data.n_bins, pulse_width=data.pulse_width, analysis=cfg.flipflop.analysis)
+
+
+def expressivity_fit_settings(
+    cfg: Config, flow: int | None = None, gated: bool | None = None
+) -> ExpressivityFitSettings:
+    """The sweep restricted to one flow field (index into ``flows``) and gating; None: all of them."""
+    sweep = cfg.expressivity
+    if flow is not None:
+        sweep = sweep.model_copy(update={"flows": [sweep.flows[flow]]})
+    if gated is not None:
+        sweep = sweep.model_copy(update={"gated": [bool(gated)]})
+    return ExpressivityFitSettings(**_run(cfg), sweep=sweep)
+
+
+def run_settings(cfg: Config) -> RunSettings:
     """Device and dtype of the jobs that only run a model."""
-    return {"device": cfg.device, "dtype": cfg.dtype}
+    return RunSettings(device=cfg.device, dtype=cfg.dtype)
 
 
 def figure_settings(cfg: Config) -> dict:
@@ -83,12 +157,12 @@ def prepare_flipflop_data(cfg: Config, task: str) -> dict:
 @_plans
 def train_flipflop(cfg: Config, experiment: str, model: str) -> dict:
     # N is not a setting: the job takes it as its own argument (one settings dict per model)
-    return {"settings": ff.job_settings(cfg, experiment, model)}
+    return {"settings": _dump(flipflop_train_settings(cfg, experiment, model))}
 
 
 @_plans
 def evaluate_flipflop(cfg: Config) -> dict:
-    return {"run": run_settings(cfg)}
+    return {"run": _dump(run_settings(cfg))}
 
 
 @_plans
@@ -98,7 +172,7 @@ def plot_flipflop(cfg: Config) -> dict:
 
 @_plans
 def analyse_flipflop_attractors(cfg: Config, experiment: str) -> dict:
-    return {"settings": ffa.analysis_settings(cfg, experiment)}
+    return {"settings": flipflop_analysis_settings(cfg, experiment).model_dump(mode="json")}
 
 
 @_plans
@@ -128,17 +202,19 @@ def claims_flipflop(cfg: Config) -> dict:
 
 @_plans
 def fit_expressivity(cfg: Config, flow: int, gated: int) -> dict:
-    return {"settings": ex_study.job_settings(cfg, flow, bool(gated))}
+    return {"settings": _dump(expressivity_fit_settings(cfg, flow, bool(gated)))}
 
 
 @_plans
 def score_expressivity(cfg: Config) -> dict:
-    return {"sweep": ex_study.sweep_settings(cfg), "thresholds": cfg.expressivity.claims.model_dump()}
+    # the claims thresholds are not sweep settings: the fits and scores do not depend on them
+    return {"sweep": cfg.expressivity.model_dump(mode="json", exclude={"claims"}),
+            "thresholds": cfg.expressivity.claims.model_dump()}
 
 
 @_plans
 def examples_expressivity(cfg: Config) -> dict:
-    return {"settings": {"seed": cfg.seed, **run_settings(cfg), "sweep": ex_study.sweep_settings(cfg)}}
+    return {"settings": _dump(expressivity_fit_settings(cfg))}
 
 
 @_plans
@@ -156,7 +232,7 @@ def prepare_realworld_data(cfg: Config, task: str) -> dict:
 
 @_plans
 def train_realworld(cfg: Config, task: str, model: str) -> dict:
-    return {"settings": rw.job_settings(cfg, task, model)}
+    return {"settings": _dump(realworld_train_settings(cfg, task, model))}
 
 
 @_plans
@@ -174,7 +250,7 @@ def plot_realworld(cfg: Config) -> dict:
 
 @_plans
 def train_trainability(cfg: Config, model: str, depth: int, activation: str) -> dict:
-    return {"settings": tr.job_settings(cfg, model, depth, activation)}
+    return {"settings": _dump(trainability_train_settings(cfg, model, depth, activation))}
 
 
 @_plans

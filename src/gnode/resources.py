@@ -107,7 +107,7 @@ def flipflop_estimate(cfg, experiment: str, model: str, n: int) -> Estimate:
 
     exp, d = cfg.flipflop.experiments[experiment], cfg.flipflop.data
     c = n_channels(exp.task)
-    spec = ff.model_spec(exp, model, n, c)
+    spec = ff.model_spec(model, n, c, flow=exp.flow, integration=exp.integration, initial_state=exp.initial_state)
     members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)  # one batch-size group at a time
     # inputs and targets of every trial, plus the long table read from Parquet (~6 numbers a row)
     data_numbers = d.n_trials * d.n_bins * c * (2 + 6)
@@ -118,11 +118,10 @@ def flipflop_estimate(cfg, experiment: str, model: str, n: int) -> Estimate:
 
 def realworld_estimate(cfg, task: str, model: str) -> Estimate:
     """The estimate of one real-world training job (all seeds of one model)."""
-    from gnode.models import ModelSpec
     from gnode.studies import realworld as rw
 
     t = cfg.realworld.tasks[task]
-    spec = ModelSpec(**rw.job_settings(cfg, task, model)["spec"])
+    spec = rw.matched_size(t, model, *rw.task_shape(t.dataset))  # as the job's settings (gnode.plan)
     seq_len, numbers_per_bin, n_seq = DATASET_SHAPES[t.dataset]
     limits = (t.limit.train, t.limit.val, t.limit.test)
     if all(x is not None for x in limits):
@@ -172,7 +171,8 @@ def flipflop_runtime_min(cfg, experiment: str, model: str, n: int) -> int:
     from gnode.tasks.flipflop import n_channels
 
     exp, d = cfg.flipflop.experiments[experiment], cfg.flipflop.data
-    spec = ff.model_spec(exp, model, n, n_channels(exp.task))
+    spec = ff.model_spec(model, n, n_channels(exp.task), flow=exp.flow, integration=exp.integration,
+                         initial_state=exp.initial_state)
     members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)
     seconds = sum(
         training_seconds(spec, members, min(bs, d.n_train), d.n_bins, d.n_train, d.n_trials - d.n_train, exp.epochs,
@@ -184,11 +184,10 @@ def flipflop_runtime_min(cfg, experiment: str, model: str, n: int) -> int:
 
 def realworld_runtime_min(cfg, task: str, model: str) -> int:
     """``runtime`` of one real-world training job (all seeds, every epoch: early stopping may end sooner)."""
-    from gnode.models import ModelSpec
     from gnode.studies import realworld as rw
 
     t = cfg.realworld.tasks[task]
-    spec = ModelSpec(**rw.job_settings(cfg, task, model)["spec"])
+    spec = rw.matched_size(t, model, *rw.task_shape(t.dataset))  # as the job's settings (gnode.plan)
     seq_len, _, n_seq = DATASET_SHAPES[t.dataset]
     n_train = min(n_seq, t.limit.train or n_seq)
     n_eval = min(n_seq, (t.limit.val or n_seq) + (t.limit.test or n_seq))

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gnode import expressivity as ex
-from gnode.config import ExpressivityClaims
+from gnode.config import ExpressivityClaims, ExpressivitySettings
 from gnode.studies import expressivity_scores as es
 
 torch.set_num_threads(1)
@@ -23,9 +23,25 @@ THRESHOLDS = ExpressivityClaims().model_dump()  # the config's defaults
 RELU = {"depth": 1, "width": 16, "activation": "relu"}
 
 
+DEFAULT = ExpressivitySettings.model_fields  # the config's defaults, the only ones
+BAND = {"f_min": DEFAULT["f_min"].default, "min_gap": DEFAULT["min_gap"].default, "slack": DEFAULT["band_slack"].default}
+
+
+def _targets(k_values, per_k, *, seed, t_steps=200, output_dim=DEFAULT["output_dim"].default):
+    """:func:`ex.make_targets` with the config's band (200 steps unless given)."""
+    return ex.make_targets(k_values, per_k, t_steps=t_steps, output_dim=output_dim, seed=seed, **BAND)
+
+
+def _budget(**given) -> dict:
+    """The keyword arguments of :func:`ex.fit_model_class`: the config's defaults (the only ones),
+    CPU and float32, updated with ``given`` (restarts, steps and seed at least)."""
+    keys = ("lr", "lr_schedule", "weight_decay", "grad_clip", "alpha", "clamp", "init")
+    return {k: DEFAULT[k].default for k in keys} | {"device": "cpu", "dtype": torch.float32} | given
+
+
 # ------------------------------------------------------------------------- targets
 def test_targets_unit_variance_min_gap_and_band():
-    tg = ex.make_targets([1, 2, 3, 4], 4, t_steps=200, output_dim=2, seed=3)
+    tg = _targets([1, 2, 3, 4], 4, t_steps=200, output_dim=2, seed=3)
     assert tg.y.shape == (16, 200, 2)
     np.testing.assert_allclose(tg.y.mean(1), 0.0, atol=1e-12)
     np.testing.assert_allclose(tg.y.var(1), 1.0, atol=1e-12)
@@ -33,13 +49,13 @@ def test_targets_unit_variance_min_gap_and_band():
         freqs = np.array([float(f) for f in row.freqs.split(";")])
         assert len(freqs) == row.k
         assert np.all(np.diff(freqs) >= 1.5 - 1e-3)  # distinct, at least min_gap apart
-        lo, hi = ex.frequency_band(row.k)
+        lo, hi = ex.frequency_band(row.k, **BAND)
         assert (lo, hi) == (row.f_lo, row.f_hi) == (2.0, 2.0 + 1.5 * (row.k - 1) + 2.5)
         assert lo <= freqs.min() and freqs.max() <= hi
 
 
 def test_target_is_the_zscored_sum_of_its_sinusoids():
-    y, freqs, phases = ex.sinusoid_target(3, t_steps=150, output_dim=1, seed=11)
+    y, freqs, phases = ex.sinusoid_target(3, t_steps=150, output_dim=1, seed=11, **BAND)
     t = np.arange(1, 151) / 150
     s = np.cos(2 * np.pi * freqs[None, :] * t[:, None] + phases[:, 0][None, :]).sum(1)
     np.testing.assert_allclose(y[:, 0], (s - s.mean()) / s.std(), atol=1e-12)
@@ -47,14 +63,14 @@ def test_target_is_the_zscored_sum_of_its_sinusoids():
 
 
 def test_targets_reproducible_and_seed_dependent():
-    a = ex.make_targets([1, 2, 3], 2, seed=5)
-    b = ex.make_targets([1, 2, 3], 2, seed=5)
-    c = ex.make_targets([1, 2, 3], 2, seed=6)
+    a = _targets([1, 2, 3], 2, seed=5)
+    b = _targets([1, 2, 3], 2, seed=5)
+    c = _targets([1, 2, 3], 2, seed=6)
     np.testing.assert_array_equal(a.y, b.y)
     pd.testing.assert_frame_equal(a.meta, b.meta)
     assert np.abs(a.y - c.y).max() > 0.5
     # target (K, j) does not depend on how many targets or K values are drawn
-    d = ex.make_targets([3], 5, seed=5)
+    d = _targets([3], 5, seed=5)
     np.testing.assert_array_equal(d.y[:2], a.y[4:6])
 
 
@@ -73,12 +89,12 @@ def test_rotation_init_puts_the_euler_map_on_the_unit_circle():
      ({"depth": 1, "width": 4, "activation": "linear"}, "embedded-rotation")],
 )  # fmt: skip
 def test_oscillator_init_makes_every_flow_the_same_rotation(flow, kind):
-    tg = ex.make_targets([2], 1, t_steps=100, seed=0)
+    tg = _targets([2], 1, t_steps=100, seed=0)
     members = ex._group_members([3, 4], flow, True, tg, 1, 0)
     model, mask, _, kinds = ex._build_ensemble(members, flow, True, tg, alpha=0.1, output_dim=1, init="oscillator",
                                                device=None, dtype=torch.float64)  # fmt: skip
     assert kinds == {3: kind, 4: kind}
-    lo, hi = ex.frequency_band(2)
+    lo, hi = ex.frequency_band(2, **BAND)
     h = torch.randn(2, 1, 4, dtype=torch.float64) * mask
     f = model.flow(h, {"U_1": model.b_1}).detach()
     for e, n in enumerate((3, 4)):
@@ -87,8 +103,8 @@ def test_oscillator_init_makes_every_flow_the_same_rotation(flow, kind):
     # the gate starts constant: z = sigmoid(b_z) with |b_z| ~ 1e-3
     z = model.gate(h, {"U_z": model.b_z})
     assert torch.allclose(z, torch.full_like(z, 0.5), atol=1e-2)
-    assert ex.init_kind(4, {"depth": 1, "width": 7, "activation": "relu"}) == "xavier"  # too narrow for +-h
-    assert ex.init_kind(4, {"depth": 1, "width": 64, "activation": "tanh"}) == "xavier"
+    assert ex.init_kind(4, {"depth": 1, "width": 7, "activation": "relu"}, "oscillator") == "xavier"  # too narrow
+    assert ex.init_kind(4, {"depth": 1, "width": 64, "activation": "tanh"}, "oscillator") == "xavier"
     assert ex.init_kind(4, LINEAR, "xavier") == "xavier"
 
 
@@ -96,8 +112,8 @@ def test_oscillator_init_makes_every_flow_the_same_rotation(flow, kind):
 @pytest.fixture(scope="module")
 def linear_fits():
     """Linear non-gated F, N = 2 and 4 in one padded ensemble, K = 1..3, 2 targets x 2 restarts."""
-    tg = ex.make_targets([1, 2, 3], 2, t_steps=200, seed=0)
-    return ex.fit_model_class([2, 4], LINEAR, False, tg, restarts=2, steps=300, seed=0)
+    tg = _targets([1, 2, 3], 2, t_steps=200, seed=0)
+    return ex.fit_model_class([2, 4], LINEAR, False, tg, **_budget(restarts=2, steps=300, seed=0))
 
 
 def test_linear_flow_fits_k_sinusoids_iff_2k_le_n(linear_fits):
@@ -122,17 +138,17 @@ def test_linear_flow_capacity_is_floor_n_over_2(linear_fits):
 
 def test_one_dimensional_models_cannot_fit_a_sine_period():
     # an autonomous 1-D system read out linearly gives y_{k+1} = g(y_k): no oscillation
-    tg = ex.make_targets([1], 2, t_steps=120, seed=1)
+    tg = _targets([1], 2, t_steps=120, seed=1)
     for gated in (False, True):
-        df = ex.fit_model_class(1, RELU, gated, tg, restarts=2, steps=150, seed=0)
+        df = ex.fit_model_class(1, RELU, gated, tg, **_budget(restarts=2, steps=150, seed=0))
         assert (df["r2"] < ex.threshold_for(1)).all(), df
         assert df["r2"].max() < 0.4
         assert ex.score(df)["k_star"].iloc[0] == 0
 
 
 def test_score_is_invariant_to_target_scale():
-    tg = ex.make_targets([1, 2], 1, t_steps=120, seed=2)
-    kw = {"restarts": 1, "steps": 80, "seed": 4}
+    tg = _targets([1, 2], 1, t_steps=120, seed=2)
+    kw = _budget(restarts=1, steps=80, seed=4)
     a = ex.fit_model_class(2, RELU, True, tg, **kw)
     b = ex.fit_model_class(2, RELU, True, tg.scaled(10.0, 3.0), **kw)
     np.testing.assert_allclose(a["r2"], b["r2"], atol=1e-3)
@@ -145,8 +161,8 @@ def test_score_is_invariant_to_target_scale():
 
 
 def test_padded_batching_equals_separate_fits():
-    tg = ex.make_targets([1, 2], 1, t_steps=40, seed=0)
-    kw = {"restarts": 1, "steps": 15, "seed": 1, "dtype": torch.float64}
+    tg = _targets([1, 2], 1, t_steps=40, seed=0)
+    kw = _budget(restarts=1, steps=15, seed=1, dtype=torch.float64)
     both = ex.fit_model_class([2, 3], {"depth": 1, "width": 8, "activation": "tanh"}, True, tg, **kw)
     alone = ex.fit_model_class(3, {"depth": 1, "width": 8, "activation": "tanh"}, True, tg, **kw)
     np.testing.assert_allclose(both.loc[both["n"] == 3, "r2"].to_numpy(), alone["r2"].to_numpy(), atol=1e-10)
@@ -154,8 +170,8 @@ def test_padded_batching_equals_separate_fits():
 
 
 def test_clamp_guard_is_counted_and_fits_stay_finite():
-    tg = ex.make_targets([1], 1, t_steps=30, seed=0)
-    df = ex.fit_model_class(2, LINEAR, False, tg, restarts=1, steps=3, clamp=1e-3, init="xavier")
+    tg = _targets([1], 1, t_steps=30, seed=0)
+    df = ex.fit_model_class(2, LINEAR, False, tg, **_budget(restarts=1, steps=3, seed=0, clamp=1e-3, init="xavier"))
     assert df["clamp_hits"].iloc[0] > 0
     assert np.isfinite(df["r2"]).all()
 
@@ -253,11 +269,19 @@ def test_claims_fail_honestly():
 
 
 # ------------------------------------------------------------------------- sweep plumbing
-def test_settings_reject_unknown_keys():
-    with pytest.raises(ValueError, match="unknown"):
-        ex.resolve_settings({"n": [2], "stepz": 3})
-    s = ex.resolve_settings({"n": [2]})
-    assert s["n"] == [2] and s["alpha"] == ex.DEFAULT_SETTINGS["alpha"]
+TINY = {"n": [1, 2], "flows": [LINEAR, {"depth": 1, "width": 4, "activation": "relu"}], "gated": [False, True],
+        "k_max": 2, "targets_per_k": 1, "restarts": 1, "steps": 4, "t_steps": 30}  # fmt: skip
+
+
+def test_sweep_settings_are_the_configs_model_with_its_defaults():
+    with pytest.raises(ValueError, match="stepz"):
+        ex.sweep_settings(TINY | {"stepz": 3})
+    with pytest.raises(ValueError, match="steps"):  # no default of its own: the config requires it
+        ex.sweep_settings({k: v for k, v in TINY.items() if k != "steps"})
+    s = ex.sweep_settings(TINY)
+    assert isinstance(s, ExpressivitySettings) and ex.sweep_settings(s) is s
+    assert s.n == [1, 2] and s.alpha == DEFAULT["alpha"].default == 0.1
+    assert ex.resolve_settings(s)["flows"][0] == LINEAR
 
 
 def test_n_groups_respect_max_members():
@@ -266,15 +290,15 @@ def test_n_groups_respect_max_members():
 
 
 def test_run_sweep_and_examples_tiny(tmp_path):
-    settings = {"n": [1, 2], "flows": [LINEAR, {"depth": 1, "width": 4, "activation": "relu"}], "gated": [False, True],
-                "k_max": 2, "targets_per_k": 1, "restarts": 1, "steps": 4, "t_steps": 30}  # fmt: skip
-    fits, scores = ex.run_sweep(settings, seed=0)
+    settings = TINY
+    fits, scores = ex.run_sweep(settings, device="cpu", dtype=torch.float32, seed=0)
     assert len(fits) == 2 * 2 * 2 * 2 and list(fits.columns) == ex.FIT_COLUMNS
     assert len(scores) == 8 and list(scores.columns) == ex.SCORE_COLUMNS
     assert set(scores["flow"]) == {"linear", "relu L1xM4"}
     cl = es.expressivity_claims(scores, THRESHOLDS)
     assert len(cl) == 5 and cl["holds"].dtype == bool
-    exm = ex.example_fits([{"n": 2, **LINEAR, "gated": False}], [1, 2], settings, seed=0)
+    exm = ex.example_fits([{"n": 2, **LINEAR, "gated": False}], [1, 2], settings, device="cpu", dtype=torch.float32,
+                          seed=0)
     assert set(exm.columns) >= {"n", "depth", "width", "activation", "gated", "k", "t", "target", "output"}
     assert len(exm) == 2 * 30
     # the tables cast to their Parquet schemas without loss
@@ -305,7 +329,7 @@ def test_run_sweep_and_examples_tiny(tmp_path):
     [(LINEAR, True), ({"depth": 0, "width": 0, "activation": "tanh"}, False), ({"depth": 2, "width": 5, "activation": "relu"}, True)],
 )
 def test_hand_written_backward_matches_autograd(flow, gated):
-    tg = ex.make_targets([1, 2], 1, t_steps=25, seed=0)
+    tg = _targets([1, 2], 1, t_steps=25, seed=0)
     members = ex._group_members([2, 3], flow, gated, tg, 1, 0)
     model, mask, _, _ = ex._build_ensemble(members, flow, gated, tg, alpha=0.3, output_dim=1, init="xavier",
                                         device=None, dtype=torch.float64)  # fmt: skip
@@ -325,7 +349,7 @@ def test_hand_written_backward_matches_autograd(flow, gated):
 
 
 def test_non_finite_member_is_skipped_without_touching_the_others():
-    tg = ex.make_targets([1, 2], 1, t_steps=30, seed=0)
+    tg = _targets([1, 2], 1, t_steps=30, seed=0)
     flow = {"depth": 1, "width": 6, "activation": "relu"}
     members = ex._group_members([2], flow, True, tg, 1, 0)
     y = torch.as_tensor(ex._standardise(tg.y), dtype=torch.float64)

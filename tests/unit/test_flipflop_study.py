@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from gnode import plan
 from gnode.config import merge_config, validate_config
 from gnode.models import RecurrentEnsemble, input_means, load_model
 from gnode.studies import flipflop as ff
@@ -33,9 +34,8 @@ def _config(**experiment):
 ])
 def test_train_job_passes_the_protocol_settings_through(tmp_path, monkeypatch, initial_state, select_every, shuffle, init):
     cfg = _config(initial_state=initial_state, select_every=select_every, shuffle=shuffle, integration={"init": init})
-    settings = ff.job_settings(cfg, "3bit_fixed", "gnode")
-    assert (settings["initial_state"], settings["select_every"], settings["shuffle"]) == (initial_state, select_every,
-                                                                                          shuffle)
+    settings = plan.flipflop_train_settings(cfg, "3bit_fixed", "gnode")
+    assert (settings.initial_state, settings.select_every, settings.shuffle) == (initial_state, select_every, shuffle)
     data = tmp_path / "data.parquet"
     prepare_data(data_settings(cfg, "3bit_fixed"), data)
     seen = {}
@@ -63,7 +63,8 @@ def test_train_job_passes_the_protocol_settings_through(tmp_path, monkeypatch, i
     assert model.spec.initial_state == initial_state and model.spec.init == init
     assert all(r["best_iteration"] >= 1 for r in extra["results"])
     if initial_state == "fixed_random":  # not trained: the saved h0 is the initial draw
-        spec = ff.model_spec(ff._experiment(settings), "gnode", 4, 3)
+        spec = ff.model_spec("gnode", 4, 3, flow=settings.flow, integration=settings.integration,
+                             initial_state=settings.initial_state)
         fresh = RecurrentEnsemble(spec, [r["seed_init"] for r in extra["results"]], mean_input=mean_input,
                                   mean_first_input=mean_first)
         assert torch.equal(model.h0, fresh.h0)

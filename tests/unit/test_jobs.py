@@ -13,7 +13,7 @@ import torch
 
 from gnode import codegraph, jobs, plan
 from gnode.__main__ import main
-from gnode.config import load_config_files
+from gnode.config import FlipflopTrainSettings, load_config_files
 from gnode.io import read_table
 from gnode.studies import flipflop, flipflop_analysis, flipflop_data, trainability
 
@@ -102,7 +102,9 @@ def test_every_job_is_planned_with_its_settings_and_they_survive_a_settings_file
         assert json.loads(json.dumps(params)) == params, rule
     assert plan.job_params("gather_claims", test_config) == {}
     settings = plan.job_params("train_flipflop", test_config, {"experiment": "3bit_fixed", "model": "gnode"})
-    assert settings == {"settings": flipflop.job_settings(test_config, "3bit_fixed", "gnode")}
+    typed = plan.flipflop_train_settings(test_config, "3bit_fixed", "gnode")
+    assert settings == {"settings": typed.model_dump(mode="json")}
+    assert FlipflopTrainSettings.model_validate(settings["settings"]) == typed  # the job's validation: the same object
     with pytest.raises(ValueError, match="wildcard.*model"):
         plan.job_params("train_flipflop", test_config, {"experiment": "3bit_fixed"})
 
@@ -149,7 +151,7 @@ def test_train_flipflop_by_hand_gives_the_study_functions_results(tmp_path, tiny
     c = load_config_files([BASE, TEST_OVERLAY, tiny_overlay])
     direct = tmp_path / "direct"
     flipflop_data.prepare_data(flipflop_data.data_settings(c, "3bit_fixed"), direct / "data.parquet")
-    flipflop.train_job(flipflop.job_settings(c, "3bit_fixed", "gnode"), 3, direct / "data.parquet",
+    flipflop.train_job(plan.flipflop_train_settings(c, "3bit_fixed", "gnode"), 3, direct / "data.parquet",
                        direct / "model.pt", direct / "history.parquet")
 
     pd.testing.assert_frame_equal(read_table(data), read_table(direct / "data.parquet"))

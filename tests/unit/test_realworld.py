@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from gnode import io
+from gnode import io, plan
 from gnode.config import DATASET_NAMES, RealWorldClaims, RealWorldTask, validate_config
 from gnode.datasets import DATASETS
 from gnode.models import MODEL_KINDS, RecurrentEnsemble
@@ -231,7 +231,7 @@ def test_train_job_writes_history_model_and_evaluation(walker_table, tmp_path):
     raw = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     raw["realworld"]["tasks"]["walker2d"] |= {"budget": 600, "epochs": 3, "batch_size": 8, "seeds": [0, 1]}
     cfg = validate_config(raw | {"device": "cpu"})
-    settings = rw.job_settings(cfg, "walker2d", "gnode")
+    settings = plan.realworld_train_settings(cfg, "walker2d", "gnode")
     ev = rw.train_job(settings, data, tmp_path / "m.pt", tmp_path / "h.parquet", tmp_path / "e.parquet")
     assert pq.read_schema(tmp_path / "e.parquet").remove_metadata() == rw.EVAL_SCHEMA
     assert pq.read_schema(tmp_path / "h.parquet").remove_metadata() == rw.HISTORY_SCHEMA

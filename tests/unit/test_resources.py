@@ -72,9 +72,10 @@ def test_runtime_model_reproduces_its_calibration_and_grows_with_the_work():
     exp = cfg.flipflop.experiments["3bit_variable"]
     # seconds per epoch measured on one CPU thread (2 members, batch 50, 500 + 100 trials, 100 bins)
     for kind, n, measured in [("gnode", 6, 0.42), ("gnode", 100, 1.08), ("gnode", 400, 6.76), ("gru", 100, 1.52)]:
-        est = r.training_seconds(ff.model_spec(exp, kind, n, 3), 2, 50, 100, 500, 100, epochs=1)
+        spec = ff.model_spec(kind, n, 3, flow=exp.flow, integration=exp.integration, initial_state=exp.initial_state)
+        est = r.training_seconds(spec, 2, 50, 100, 500, 100, epochs=1)
         assert est == pytest.approx(measured, rel=0.2), (kind, n)
-    spec = ff.model_spec(exp, "gnode", 100, 3)
+    spec = ff.model_spec("gnode", 100, 3, flow=exp.flow, integration=exp.integration, initial_state=exp.initial_state)
     one = r.training_seconds(spec, 2, 50, 100, 500, 100, epochs=10)
     assert r.training_seconds(spec, 2, 50, 100, 500, 100, epochs=20) == pytest.approx(2 * one)
     # per-iteration selection evaluates the test set after every step: dearer, except with one batch per epoch

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from gnode import io
+from gnode import io, plan
 from gnode.config import ConfigError, validate_config
 from gnode.models import RecurrentEnsemble, input_means
 from gnode.studies import flipflop_data as ffd
@@ -130,14 +130,15 @@ def test_the_profiles_grids_and_the_config_checks():
 
 def _settings(**over):
     cfg = validate_config(_merged())
-    s = tr.job_settings(cfg, "gnode", 1, "tanh")
-    return s | {"device": "cpu", "dtype": "float64", "n": 6, "width": 8, "seeds": [0, 1], "tau": 0.1, "dt": 0.1,
-                "epochs": 2, "batch_size": 4, "diagnostic_trials": 4, "checkpoint_every": 0} | over
+    s = plan.trainability_train_settings(cfg, "gnode", 1, "tanh")
+    return type(s).model_validate(s.model_dump() | {"device": "cpu", "dtype": "float64", "n": 6, "width": 8,
+                                                     "seeds": [0, 1], "tau": 0.1, "dt": 0.1, "epochs": 2, "batch_size": 4,
+                                                     "diagnostic_trials": 4, "checkpoint_every": 0} | over)
 
 
 def test_each_member_is_built_by_its_own_inits_rule():
     s = _settings()
-    assert "claims" not in s and s["inits"] == ["xavier", "critical"]
+    assert "claims" not in type(s).model_fields and s.inits == ["xavier", "critical"]
     x = torch.randn(20, 10, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     model, grid = tr.build_ensemble(s, x, "cpu", torch.float64)
     assert list(grid["init"]) == ["xavier", "xavier", "critical", "critical"] and list(grid["member"]) == [0, 1, 2, 3]

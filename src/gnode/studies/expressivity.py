@@ -13,44 +13,33 @@ from pathlib import Path
 
 from gnode import expressivity as ex
 from gnode import io
-from gnode.config import Config
+from gnode.config import ExpressivityFitSettings, ExpressivitySettings
 from gnode.runtime import DTYPES, resolve_device
 
 logger = logging.getLogger(__name__)
 
 
-def sweep_settings(cfg: Config) -> dict:
-    """The expressivity settings as the plain dict of :func:`gnode.expressivity.run_sweep` (the
-    claims thresholds are not sweep settings: the fits do not depend on them)."""
-    return cfg.expressivity.model_dump(exclude={"claims"})
+def fit_job(settings: ExpressivityFitSettings, out_fits: str | Path) -> None:
+    """Fit every (N, K, target, restart) of the job's flow field and gating; write the fits table."""
+    device, dtype = resolve_device(settings.device), DTYPES[settings.dtype]
+    fits, _ = ex.run_sweep(settings.sweep, device=device, dtype=dtype, seed=settings.seed, log=logger)
+    prov = io.provenance(settings.model_dump(mode="json"), device=device)  # as the rule's params
+    io.write_table(fits[ex.FIT_COLUMNS], out_fits, ex.FIT_SCHEMA, prov)
 
 
-def job_settings(cfg: Config, flow: int, gated: bool) -> dict:
-    """What one fitting job depends on: the sweep restricted to one flow field and gating."""
-    s = sweep_settings(cfg)
-    s |= {"flows": [s["flows"][flow]], "gated": [bool(gated)]}
-    return {"seed": cfg.seed, "device": cfg.device, "dtype": cfg.dtype, "sweep": s}
-
-
-def fit_job(settings: dict, out_fits: str | Path) -> None:
-    """Fit every (N, K, target, restart) of one flow field and gating; write the fits table."""
-    device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
-    fits, _ = ex.run_sweep(settings["sweep"], device=device, dtype=dtype, seed=settings["seed"], log=logger)
-    io.write_table(fits[ex.FIT_COLUMNS], out_fits, ex.FIT_SCHEMA, io.provenance(settings, device=device))
-
-
-def example_classes(sweep: dict) -> tuple[list[dict], list[int]]:
+def example_classes(sweep: ExpressivitySettings) -> tuple[list[dict], list[int]]:
     """The classes and K of the example panel: the two smallest N >= 2, the simplest and richest
     flow, non-gated, K = 1..3."""
-    ns = [n for n in sorted(sweep["n"]) if n >= 2][:2] or sorted(sweep["n"])[:1]
-    flows = [sweep["flows"][0]] + ([sweep["flows"][-1]] if len(sweep["flows"]) > 1 else [])
-    classes = [{"n": n, **f, "gated": False} for f in flows for n in ns]
-    return classes, list(range(1, min(3, sweep["k_max"]) + 1))
+    ns = [n for n in sorted(sweep.n) if n >= 2][:2] or sorted(sweep.n)[:1]
+    flows = [sweep.flows[0]] + ([sweep.flows[-1]] if len(sweep.flows) > 1 else [])
+    classes = [{"n": n, **f.model_dump(), "gated": False} for f in flows for n in ns]
+    return classes, list(range(1, min(3, sweep.k_max) + 1))
 
 
-def examples_job(settings: dict, out_examples) -> None:
+def examples_job(settings: ExpressivityFitSettings, out_examples) -> None:
     """Target and fitted trajectories of a few classes (the example panel)."""
-    device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
-    classes, ks = example_classes(settings["sweep"])
-    df = ex.example_fits(classes, ks, settings["sweep"], device=device, dtype=dtype, seed=settings["seed"], log=logger)
-    io.write_table(df[ex.EXAMPLE_COLUMNS], out_examples, ex.EXAMPLE_SCHEMA, io.provenance(settings, device=device))
+    device, dtype = resolve_device(settings.device), DTYPES[settings.dtype]
+    classes, ks = example_classes(settings.sweep)
+    df = ex.example_fits(classes, ks, settings.sweep, device=device, dtype=dtype, seed=settings.seed, log=logger)
+    prov = io.provenance(settings.model_dump(mode="json"), device=device)
+    io.write_table(df[ex.EXAMPLE_COLUMNS], out_examples, ex.EXAMPLE_SCHEMA, prov)

@@ -22,8 +22,8 @@ import pyarrow as pa
 import torch
 
 from gnode import io
-from gnode.config import Config, Experiment
-from gnode.models import ModelSpec, RecurrentEnsemble, input_means, load_model, save_model
+from gnode.config import FlipflopTrainSettings, FlowSettings, IntegrationSettings, RunSettings
+from gnode.models import CONTINUOUS_KINDS, ModelSpec, RecurrentEnsemble, input_means, load_model, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
 from gnode.studies.flipflop_data import DATA_SCHEMA, arrays  # noqa: F401 (DATA_SCHEMA: re-exported)
 from gnode.training import FitResult, FitSettings, evaluate_loss, fit
@@ -96,9 +96,17 @@ SUMMARY_SCHEMA = pa.schema(
 
 
 # ------------------------------------------------------------------------- training
-def model_spec(exp: Experiment, model: str, n: int, channels: int) -> ModelSpec:
-    """The architecture of one (model, N) of an experiment."""
-    f, g = exp.flow, exp.integration
+def model_spec(
+    model: str, n: int, channels: int, *, flow: FlowSettings | None, integration: IntegrationSettings,
+    initial_state: str,
+) -> ModelSpec:
+    """The architecture of one (model, N) of an experiment with ``channels`` inputs and outputs.
+
+    ``flow`` is F of node/gnode; rnn, gru and mgru ignore it (their jobs' settings carry none, and
+    their spec records the config's default flow, as their model files always have).
+    """
+    f, g = flow if flow is not None else FlowSettings(), integration
+    continuous = model in CONTINUOUS_KINDS
     return ModelSpec(
         kind=model,
         n_input=channels,
@@ -110,69 +118,29 @@ def model_spec(exp: Experiment, model: str, n: int, channels: int) -> ModelSpec:
         tau=g.tau,
         dt=g.dt,
         substeps=g.substeps,
-        solver=g.solver if model in ("node", "gnode") else "native",
-        adjoint=g.adjoint if model in ("node", "gnode") else False,
+        solver=g.solver if continuous else "native",
+        adjoint=g.adjoint if continuous else False,
         rtol=g.rtol,
         atol=g.atol,
         init=g.init,
-        initial_state=exp.initial_state,
+        initial_state=initial_state,
     )
 
 
-def member_grid(exp: Experiment, model: str) -> pd.DataFrame:
+def member_grid(settings: FlipflopTrainSettings) -> pd.DataFrame:
     """The members one job trains: lr x weight decay x batch size x seed, numbered 0.."""
+    s = settings
     rows = [
-        {"lr": lr, "weight_decay": wd, "batch_size": bs, "seed": s}
-        for bs, lr, wd, s in itertools.product(exp.batch_size, exp.lr[model], exp.weight_decay, exp.seeds)
+        {"lr": lr, "weight_decay": wd, "batch_size": bs, "seed": seed}
+        for bs, lr, wd, seed in itertools.product(s.batch_size, s.lr, s.weight_decay, s.seeds)
     ]
     grid = pd.DataFrame(rows)
     grid.insert(0, "member", np.arange(len(grid)))
     return grid
 
 
-def job_settings(cfg: Config, experiment: str, model: str) -> dict:
-    """Everything the training of one (experiment, model) depends on, as plain data.
-
-    It is the training rule's params: Snakemake re-runs exactly the jobs whose settings
-    changed (one model's learning rates, say), not the whole experiment.
-    """
-    exp = cfg.flipflop.experiments[experiment]
-    out = {
-        "seed": cfg.seed,
-        "device": cfg.device,
-        "dtype": cfg.dtype,
-        "experiment": experiment,
-        "task": exp.task,
-        "model": model,
-        "epochs": exp.epochs,
-        "seeds": list(exp.seeds),
-        "lr": list(exp.lr[model]),
-        "weight_decay": list(exp.weight_decay),
-        "batch_size": list(exp.batch_size),
-        "checkpoint_every": exp.checkpoint_every,
-        "integration": exp.integration.model_dump(),
-        "initial_state": exp.initial_state,
-        "select_every": exp.select_every,
-        "shuffle": exp.shuffle,
-    }
-    if model in ("node", "gnode"):
-        out["flow"] = exp.flow.model_dump()
-    return out
-
-
-def _experiment(settings: dict) -> Experiment:
-    """An Experiment holding one model, rebuilt from :func:`job_settings`."""
-    keys = ("task", "epochs", "seeds", "weight_decay", "batch_size", "checkpoint_every", "integration",
-            "initial_state", "select_every", "shuffle")
-    model = settings["model"]
-    return Experiment.model_validate(
-        {k: settings[k] for k in keys}
-        | {"models": [model], "sizes": [1], "lr": {model: settings["lr"]}, "flow": settings.get("flow", {})}
-    )
-
-
 def train_job(
-    settings: dict,
+    settings: FlipflopTrainSettings,
     n: int,
     data_path: str | Path,
     out_model: str | Path,
@@ -182,50 +150,51 @@ def train_job(
 ) -> None:
     """Train every member of one (experiment, model, N) and save the best parameters of each.
 
-    ``settings`` come from :func:`job_settings`. Members with the same batch size train
-    together as one ensemble; each group checkpoints to ``checkpoint_dir`` and resumes from
-    there after a kill.
+    Members with the same batch size train together as one ensemble; each group checkpoints to
+    ``checkpoint_dir`` and resumes from there after a kill.
     """
-    exp = _experiment(settings)
-    experiment, model, base_seed = settings["experiment"], settings["model"], settings["seed"]
-    device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
+    s = settings
+    experiment, model, base_seed = s.experiment, s.model, s.seed
+    device, dtype = resolve_device(s.device), DTYPES[s.dtype]
     df = io.read_table(data_path)
     (xtr, ytr), (xte, yte) = arrays(df, "train"), arrays(df, "test")
     to = lambda a: torch.as_tensor(a, device=device, dtype=dtype)  # noqa: E731
     train, test = (to(xtr), to(ytr)), (to(xte), to(yte))
-    spec = model_spec(exp, model, n, xtr.shape[-1])
+    spec = model_spec(model, n, xtr.shape[-1], flow=s.flow, integration=s.integration, initial_state=s.initial_state)
     # where init='critical' evaluates the Jacobian: the training inputs' mean (all trials and
     # bins) and the mean first bin (the mean h0 of learned_affine), as the authors' train.jl
     mean_input, mean_first_input = input_means(torch.as_tensor(xtr, dtype=torch.float64))
-    grid = member_grid(exp, model)
+    grid = member_grid(s)
     label = f"[{experiment} {model} N={n}] "
-    fingerprint = io.job_fingerprint(settings, data_path, code, n=n)  # ``code``: the rule's code hash
-    logger.info("%s%d members on %s (%s), %d epochs", label, len(grid), device, settings["dtype"], exp.epochs)
+    # ``code``: the rule's code hash; the settings as the rule's params (plain data)
+    fingerprint = io.job_fingerprint(s.model_dump(mode="json"), data_path, code, n=n)
+    logger.info("%s%d members on %s (%s), %d epochs", label, len(grid), device, s.dtype, s.epochs)
 
     groups = []
     for bs, grp in grid.groupby("batch_size", sort=False):
-        init_seeds = [derive_seed(base_seed, s, stable_id(f"{experiment}/{model}/{n}")) for s in grp["seed"]]
+        init_seeds = [derive_seed(base_seed, seed, stable_id(f"{experiment}/{model}/{n}")) for seed in grp["seed"]]
         ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype, mean_input=mean_input,
                                 mean_first_input=mean_first_input)
         ckpt = Path(checkpoint_dir) / f"batch{int(bs)}.pt" if checkpoint_dir else None
-        res = fit(ens, train, test, _fit_settings(exp, int(bs), grp, base_seed), checkpoint=ckpt,
-                  fingerprint=fingerprint, label=label)
+        res = fit(ens, train, test, _fit_settings(s, int(bs), grp), checkpoint=ckpt, fingerprint=fingerprint,
+                  label=label)
         ens.load_state_dict(res.best_state)
         groups.append(_Group(grp["member"].tolist(), init_seeds, ens, res))
-    _save_job(groups, grid, settings, exp, n, out_model, out_history, device)
+    _save_job(groups, grid, s, n, out_model, out_history, device)
 
 
-def _fit_settings(exp: Experiment, batch_size: int, grp: pd.DataFrame, base_seed: int) -> FitSettings:
+def _fit_settings(settings: FlipflopTrainSettings, batch_size: int, grp: pd.DataFrame) -> FitSettings:
     """The fit settings of one batch-size group of :func:`member_grid` (one row per member)."""
+    s = settings
     return FitSettings(
-        epochs=exp.epochs,
+        epochs=s.epochs,
         batch_size=batch_size,
         lr=grp["lr"].tolist(),
         weight_decay=grp["weight_decay"].tolist(),
-        seeds=[derive_seed(base_seed, s, 1) for s in grp["seed"]],
-        checkpoint_every=exp.checkpoint_every,
-        select_every=exp.select_every,
-        shuffle=exp.shuffle,
+        seeds=[derive_seed(s.seed, seed, 1) for seed in grp["seed"]],
+        checkpoint_every=s.checkpoint_every,
+        select_every=s.select_every,
+        shuffle=s.shuffle,
     )
 
 
@@ -262,22 +231,21 @@ class _Group:
 def _save_job(
     groups: list[_Group],
     grid: pd.DataFrame,
-    settings: dict,
-    exp: Experiment,
+    settings: FlipflopTrainSettings,
     n: int,
     out_model: str | Path,
     out_history: str | Path,
     device: torch.device,
 ) -> None:
     """Save the groups as one model, members in grid order, and the history table."""
-    experiment, model = settings["experiment"], settings["model"]
+    experiment, model = settings.experiment, settings.model
     merged = concat_ensembles([g.ensemble for g in groups])
     order = np.argsort(np.concatenate([np.asarray(g.members) for g in groups]))
     merged = merged.select(order.tolist())
     results = {m: r for g in groups for m, r in g.member_results().items()}
     extra = {
         "experiment": experiment,
-        "task": exp.task,
+        "task": settings.task,
         "model": model,
         "n": n,
         "grid": grid.to_dict(orient="list"),
@@ -288,7 +256,7 @@ def _save_job(
     hist.insert(0, "experiment", experiment)
     hist.insert(1, "model", model)
     hist.insert(2, "n", n)
-    prov = io.provenance(settings, device=device)
+    prov = io.provenance(settings.model_dump(mode="json"), device=device)
     io.write_table(hist.sort_values(["member", "epoch"]), out_history, HISTORY_SCHEMA, prov)
 
 
@@ -305,13 +273,10 @@ def concat_ensembles(parts: list[RecurrentEnsemble]) -> RecurrentEnsemble:
 
 # ------------------------------------------------------------------------ evaluation
 def evaluate_job(
-    run: dict, model_path: str | Path, data_path: str | Path, out_eval: str | Path, out_examples: str | Path
+    run: RunSettings, model_path: str | Path, data_path: str | Path, out_eval: str | Path, out_examples: str | Path
 ) -> None:
-    """Test loss of every member (best parameters) and one test trial's outputs of the best member.
-
-    ``run`` holds ``device`` and ``dtype``.
-    """
-    device, dtype = resolve_device(run["device"]), DTYPES[run["dtype"]]
+    """Test loss of every member (best parameters) and one test trial's outputs of the best member."""
+    device, dtype = resolve_device(run.device), DTYPES[run.dtype]
     model, extra = load_model(model_path, device=device, dtype=dtype)
     df = io.read_table(data_path)
     (xtr, ytr), (xte, yte) = arrays(df, "train"), arrays(df, "test")
@@ -340,7 +305,7 @@ def evaluate_job(
             "train_time_s": res["train_time_s"],
         }
     )
-    prov = io.provenance(run | {"model_file": str(model_path)}, device=device)
+    prov = io.provenance(run.model_dump(mode="json") | {"model_file": str(model_path)}, device=device)
     io.write_table(ev, out_eval, EVAL_SCHEMA, prov)
 
     ok = ev[ev["status"] == "ok"]

@@ -31,7 +31,7 @@ import torch
 
 from gnode import attractors as att
 from gnode import io
-from gnode.config import Config
+from gnode.config import FlipflopAnalysisSettings
 from gnode.fixed_points import FixedPoints
 from gnode.models import RecurrentEnsemble, load_model
 from gnode.runtime import derive_seed, resolve_device, stable_id
@@ -131,21 +131,6 @@ SCHEMAS = {
 }
 
 
-def analysis_settings(cfg: Config, experiment: str) -> dict:
-    """Everything the analysis of one experiment depends on (the rule's params)."""
-    exp = cfg.flipflop.experiments[experiment]
-    data = cfg.flipflop.data
-    return {
-        "seed": cfg.seed,
-        "device": cfg.device,
-        "experiment": experiment,
-        "task": exp.task,
-        "n_bins": data.n_bins,
-        "pulse_width": data.pulse_width,
-        "analysis": cfg.flipflop.analysis.model_dump(),
-    }
-
-
 def _best_member(ev: pd.DataFrame) -> int:
     ok = ev[(ev["status"] == "ok") & np.isfinite(ev["test_loss"])]
     return int(ok.loc[ok["test_loss"].idxmin(), "member"]) if len(ok) else int(ev["member"].min())
@@ -202,49 +187,50 @@ def memory_tables(
 
 
 def analyse_model(
-    model_path: str | Path, evaluation: pd.DataFrame, test: tuple[np.ndarray, np.ndarray], settings: dict
+    model_path: str | Path, evaluation: pd.DataFrame, test: tuple[np.ndarray, np.ndarray],
+    settings: FlipflopAnalysisSettings,
 ) -> dict[str, pd.DataFrame]:
     """All analysis tables of one trained (model, N) (see the module docstring)."""
-    a = settings["analysis"]
-    device = resolve_device(settings["device"])
+    a = settings.analysis
+    device = resolve_device(settings.device)
     model, extra = load_model(model_path, device=device)
-    key = {"experiment": settings["experiment"], "task": settings["task"], "model": extra["model"], "n": extra["n"]}
+    key = {"experiment": settings.experiment, "task": settings.task, "model": extra["model"], "n": extra["n"]}
     label = f"[{key['experiment']} {key['model']} N={key['n']}] "
-    seed = derive_seed(settings["seed"], a["seed"], stable_id(f"{key['experiment']}/{key['model']}/{key['n']}"))
+    seed = derive_seed(settings.seed, a.seed, stable_id(f"{key['experiment']}/{key['model']}/{key['n']}"))
     ev = evaluation.sort_values("member").reset_index(drop=True)
     best = _best_member(ev)
     out: dict[str, pd.DataFrame] = {}
     out["memory"], out["memory_curve"] = _memory(model, key, ev, best, settings, label)
 
     # the best member, in float64, on test trials
-    run = _BestRun.on_test(model_path, best, test, a["trajectory_trials"], device)
+    run = _BestRun.on_test(model_path, best, test, a.trajectory_trials, device)
     keyed = {**key, "member": best}
-    fp, ex = att.find_attractor(run.model, run.h, att.AttractorSearch.from_settings(a),
+    fp, ex = att.find_attractor(run.model, run.h, att.AttractorSearch.from_settings(a.model_dump()),
                                 generator=torch.Generator().manual_seed(seed))
     logger.info("%s%d initial states -> %d converged -> %d unique points (%d fixed, %d stable)", label,
                 fp.n_initial, fp.n_converged, len(fp), int(fp.is_fixed.sum()), int(ex["stable"].sum()))
     z_pts = _gates_at(run.model, fp)
     out["fixed_points"] = _fixed_point_table(run, fp, ex, z_pts, keyed)
     out["trajectories"] = _trajectory_table(run, keyed)
-    out["speed_grid"] = _speed_grid_table(run, fp, keyed, a["grid_points"])
+    out["speed_grid"] = _speed_grid_table(run, fp, keyed, a.grid_points)
     out["gates"] = _gates_table(run, fp, z_pts, keyed)
     return out
 
 
 def _memory(
-    model: RecurrentEnsemble, key: dict, ev: pd.DataFrame, best: int, settings: dict, label: str
+    model: RecurrentEnsemble, key: dict, ev: pd.DataFrame, best: int, settings: FlipflopAnalysisSettings, label: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Memory test of every member (trained dtype): the memory and memory_curve tables."""
-    a = settings["analysis"]
+    a = settings.analysis
     mem = att.memory_test(
-        model, settings["task"], n_bins=settings["n_bins"], pulse_width=settings["pulse_width"],
-        n_probes=a["memory_probes"], horizons=a["memory_horizons"], settle_bins=a["memory_settle_bins"],
-        samples=a["memory_samples"], seed=derive_seed(settings["seed"], a["seed"], 2),
+        model, settings.task, n_bins=settings.n_bins, pulse_width=settings.pulse_width,
+        n_probes=a.memory_probes, horizons=a.memory_horizons, settle_bins=a.memory_settle_bins,
+        samples=a.memory_samples, seed=derive_seed(settings.seed, a.seed, 2),
     )
     logger.info("%smemory test, best member: relative error %.3g at settling, %.3g at the end; relative drift "
                 "%.3g over %.0f trial lengths", label, mem.error_settle[best] / mem.stored_norm,
                 mem.error_end[best] / mem.stored_norm, mem.drift[best] / mem.stored_norm, mem.duration)
-    return memory_tables(mem, key, ev, best, a["memory_probes"])
+    return memory_tables(mem, key, ev, best, a.memory_probes)
 
 
 @dataclass
@@ -411,7 +397,7 @@ def _gates_table(run: _BestRun, fp: FixedPoints, z_pts: np.ndarray | None, keyed
 
 
 def analyse_job(
-    settings: dict,
+    settings: FlipflopAnalysisSettings,
     model_paths: list[str],
     evaluation_paths: list[str],
     data_path: str | Path,
@@ -431,7 +417,7 @@ def analyse_job(
         for name, df in tables.items():
             if len(df):
                 parts[name].append(df)
-    prov = io.provenance(settings, device=resolve_device(settings["device"]))
+    prov = io.provenance(settings.model_dump(mode="json"), device=resolve_device(settings.device))  # as the params
     result = {}
     for name, schema in SCHEMAS.items():
         df = pd.concat(parts[name], ignore_index=True) if parts[name] else pd.DataFrame(columns=schema.names)
@@ -440,4 +426,4 @@ def analyse_job(
     return result
 
 
-__all__ = ["SCHEMAS", "analysis_settings", "analyse_model", "analyse_job", "memory_tables"]
+__all__ = ["SCHEMAS", "analyse_model", "analyse_job", "memory_tables"]

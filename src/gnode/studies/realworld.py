@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 import torch
 
 from gnode import io, models
-from gnode.config import Config, RealWorldTask
+from gnode.config import Config, RealWorldTask, RealworldTrainSettings
 from gnode.datasets.registry import SPLITS, Split, elapsed_from_times, get_spec  # noqa: F401 (re-exported)
 from gnode.models import MODELS, ModelSpec, RecurrentEnsemble, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
@@ -284,33 +284,6 @@ def task_shape(dataset: str) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------- training
-def job_settings(cfg: Config, task: str, model: str) -> dict:
-    """Everything the training of one (task, model) depends on (the training rule's params)."""
-    t = cfg.realworld.tasks[task]
-    n_features, n_output = task_shape(t.dataset)
-    spec = matched_size(t, model, n_features, n_output)
-    return {
-        "seed": cfg.seed,
-        "device": cfg.device,
-        "dtype": cfg.dtype,
-        "task": task,
-        "dataset": t.dataset,
-        "model": model,
-        "spec": spec.to_dict(),
-        "budget": t.budget,
-        "seeds": list(t.seeds),
-        "epochs": t.epochs,
-        "batch_size": t.batch_size,
-        "lr": t.lr[model],
-        "weight_decay": t.weight_decay,
-        "schedule": t.schedule,
-        "min_lr_factor": t.min_lr_factor,
-        "grad_clip": t.grad_clip,
-        "patience": t.patience,
-        "checkpoint_every": t.checkpoint_every,
-    }
-
-
 def to_sequence_data(split: Split, kind: str, device, dtype, weights=None) -> SequenceData:
     """Tensors for :func:`gnode.training.fit`: continuous models get ``dt`` to integrate over,
     discrete ones get it as a last input channel. ``weights`` (O,): output weights of the loss."""
@@ -328,7 +301,7 @@ def to_sequence_data(split: Split, kind: str, device, dtype, weights=None) -> Se
 
 
 def train_job(
-    settings: dict,
+    settings: RealworldTrainSettings,
     data_path: str | Path,
     out_model: str | Path,
     out_history: str | Path,
@@ -338,14 +311,16 @@ def train_job(
 ) -> pd.DataFrame:
     """Train every seed of one (task, model) as an ensemble; evaluate each on the test set.
 
-    ``settings`` come from :func:`job_settings`. Returns the evaluation table.
+    ``settings.spec`` is the model at the task's parameter budget (:func:`matched_size`, chosen
+    when the job is planned). Returns the evaluation table.
     """
-    task, model, base = settings["task"], settings["model"], settings["seed"]
-    device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
+    params = settings.model_dump(mode="json")  # as the rule's params: checkpoints and provenance
+    task, model, base = settings.task, settings.model, settings.seed
+    device, dtype = resolve_device(settings.device), DTYPES[settings.dtype]
     splits, meta = read_data(data_path)
     dataset = get_spec(meta["dataset"])
-    spec = ModelSpec(**settings["spec"])
-    seeds = list(settings["seeds"])
+    spec = settings.spec
+    seeds = list(settings.seeds)
     weights = meta.get("output_weights")  # standardised walker2d targets: the loss is the raw MSE
     data = {s: to_sequence_data(splits[s], model, device, dtype, weights) for s in SPLITS}
     empty = [s for s in SPLITS if len(data[s]) == 0]
@@ -358,33 +333,33 @@ def train_job(
     init_seeds = [derive_seed(base, s, stable_id(f"realworld/{task}/{model}")) for s in seeds]
     ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype)
     fs = FitSettings(
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        lr=[settings["lr"]] * len(seeds),
-        weight_decay=[settings["weight_decay"]] * len(seeds),
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=[settings.lr] * len(seeds),
+        weight_decay=[settings.weight_decay] * len(seeds),
         seeds=[derive_seed(base, s, 1) for s in seeds],
-        grad_clip=settings["grad_clip"],
-        checkpoint_every=settings["checkpoint_every"],
-        patience=settings["patience"],
+        grad_clip=settings.grad_clip,
+        checkpoint_every=settings.checkpoint_every,
+        patience=settings.patience,
         monitor="loss",
-        schedule=settings["schedule"],
-        min_lr_factor=settings["min_lr_factor"],
+        schedule=settings.schedule,
+        min_lr_factor=settings.min_lr_factor,
         select_every="epoch",  # on the validation set
         shuffle=True,
     )
     label = f"[{task} {model} N={spec.n_hidden}] "
     logger.info(
         "%s%d seeds, %d parameters (budget %d), %d train / %d val / %d test sequences, on %s",
-        label, len(seeds), ens.member_parameter_count(), settings["budget"],
+        label, len(seeds), ens.member_parameter_count(), settings.budget,
         *(len(data[s]) for s in SPLITS), device,
     )
     ckpt = Path(checkpoint_dir) / "fit.pt" if checkpoint_dir else None
     res = fit(ens, data["train"], data["test"], fs, val=data["val"], task=dataset.kind, checkpoint=ckpt,
-              fingerprint=io.job_fingerprint(settings, data_path, code), label=label)
+              fingerprint=io.job_fingerprint(params, data_path, code), label=label)
     ens.load_state_dict(res.best_state)
     save_model(ens, out_model, extra={"task": task, "model": model, "seeds": seeds, "best_epoch": res.best_epoch})
 
-    prov = io.provenance(settings, device=device)
+    prov = io.provenance(params, device=device)
     hist = pd.DataFrame(res.history)
     for col in ("train_accuracy", "val_accuracy"):
         if col not in hist:
@@ -414,7 +389,7 @@ def train_job(
             "n_hidden": spec.n_hidden,
             "width": spec.width if spec.continuous else 0,
             "n_params": ens.member_parameter_count(),
-            "budget": settings["budget"],
+            "budget": settings.budget,
             "n_train": len(data["train"]),
             "train_time_s": res.elapsed_s,
         }

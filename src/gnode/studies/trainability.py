@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from gnode import diagnostics, io
-from gnode.config import Config
+from gnode.config import Config, TrainabilityTrainSettings
 from gnode.models import ModelSpec, RecurrentEnsemble, input_means
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
 from gnode.studies import flipflop as ff
@@ -112,37 +112,29 @@ def job_files(cfg: Config, table: str) -> list[str]:
     return [f"results/{STUDY}/{m}_L{d}_{a}/{table}.parquet" for m, d, a in cells(cfg)]
 
 
-def job_settings(cfg: Config, model: str, depth: int, activation: str) -> dict:
-    """Everything one job depends on, as plain data (the rule's params; the claims are not in it)."""
-    t = cfg.trainability
-    keys = ("task", "n", "width", "inits", "seeds", "tau", "dt", "substeps", "epochs", "lr", "weight_decay",
-            "batch_size", "diagnostic_trials", "initial_state", "checkpoint_every")
-    return {"seed": cfg.seed, "device": cfg.device, "dtype": cfg.dtype, "model": model, "depth": int(depth),
-            "activation": activation, **{k: getattr(t, k) for k in keys}}
-
-
-def model_spec(settings: dict, init: str, channels: int) -> ModelSpec:
+def model_spec(settings: TrainabilityTrainSettings, init: str, channels: int) -> ModelSpec:
+    """The architecture of the members of one job initialised by ``init`` (``channels`` in and out)."""
+    s = settings
     return ModelSpec(
-        kind=settings["model"], n_input=channels, n_hidden=settings["n"], n_output=channels, depth=settings["depth"],
-        width=settings["width"], activation=settings["activation"], tau=settings["tau"], dt=settings["dt"],
-        substeps=settings["substeps"], init=init, initial_state=settings["initial_state"],
+        kind=s.model, n_input=channels, n_hidden=s.n, n_output=channels, depth=s.depth, width=s.width,
+        activation=s.activation, tau=s.tau, dt=s.dt, substeps=s.substeps, init=init, initial_state=s.initial_state,
     )
 
 
-def member_grid(settings: dict) -> pd.DataFrame:
+def member_grid(settings: TrainabilityTrainSettings) -> pd.DataFrame:
     """The members of one job: init x seed, numbered 0.. (init-major)."""
-    rows = [{"init": i, "seed": s} for i in settings["inits"] for s in settings["seeds"]]
+    rows = [{"init": i, "seed": s} for i in settings.inits for s in settings.seeds]
     grid = pd.DataFrame(rows)
     grid.insert(0, "member", np.arange(len(grid)))
     return grid
 
 
-def init_seed(settings: dict, init: str, seed: int) -> int:
-    cell = f"{STUDY}/{settings['model']}/L{settings['depth']}/{settings['activation']}/{init}"
-    return derive_seed(settings["seed"], seed, stable_id(cell))
+def init_seed(settings: TrainabilityTrainSettings, init: str, seed: int) -> int:
+    cell = f"{STUDY}/{settings.model}/L{settings.depth}/{settings.activation}/{init}"
+    return derive_seed(settings.seed, seed, stable_id(cell))
 
 
-def build_ensemble(settings: dict, x_train: Tensor, device, dtype) -> tuple[RecurrentEnsemble, pd.DataFrame]:
+def build_ensemble(settings: TrainabilityTrainSettings, x_train: Tensor, device, dtype) -> tuple[RecurrentEnsemble, pd.DataFrame]:
     """All members of one job in one ensemble: each init's members built by the model's own init rule
     (the critical rule takes the Jacobian at h0 with the mean training input ``x_train`` (B, T, I)).
 
@@ -161,22 +153,23 @@ def build_ensemble(settings: dict, x_train: Tensor, device, dtype) -> tuple[Recu
 
 
 # ------------------------------------------------------------------------- training
-def train_job(settings: dict, data_path: str | Path, out: dict[str, str | Path],
+def train_job(settings: TrainabilityTrainSettings, data_path: str | Path, out: dict[str, str | Path],
               checkpoint_dir: str | Path | None = None, code: str = "") -> None:
     """Diagnose at init, then train, every member of one (model, depth, activation); write ``out[table]``."""
-    device, dtype = resolve_device(settings["device"]), DTYPES[settings["dtype"]]
+    params = settings.model_dump(mode="json")  # as the rule's params: checkpoints and provenance
+    device, dtype = resolve_device(settings.device), DTYPES[settings.dtype]
     df = io.read_table(data_path)
     (xtr, ytr), (xte, yte) = ff.arrays(df, "train"), ff.arrays(df, "test")
     to = lambda a: torch.as_tensor(a, device=device, dtype=dtype)  # noqa: E731
     xtr, ytr, xte, yte = to(xtr), to(ytr), to(xte), to(yte)
     model, grid = build_ensemble(settings, xtr, device, dtype)
     e = model.n_members
-    label = f"[trainability {settings['model']} L={settings['depth']} {settings['activation']}] "
-    logger.info("%s%d members (%s x seeds) on %s, %d epochs", label, e, "/".join(settings["inits"]), device,
-                settings["epochs"])
+    label = f"[trainability {settings.model} L={settings.depth} {settings.activation}] "
+    logger.info("%s%d members (%s x seeds) on %s, %d epochs", label, e, "/".join(settings.inits), device,
+                settings.epochs)
 
     # diagnostics at initialisation: the flow at h0 with the task's mean input, gradients on trials
-    k = min(settings["diagnostic_trials"], xtr.shape[0])
+    k = min(settings.diagnostic_trials, xtr.shape[0])
     xd, yd = xtr[:k], ytr[:k]
     with torch.no_grad():  # h0 averaged over the training trials (the critical rule's point)
         h0_mean = model.initial_state(xtr).mean(1)  # (E, N)
@@ -190,16 +183,16 @@ def train_job(settings: dict, data_path: str | Path, out: dict[str, str | Path],
     logger.info("%sat init: eta_max %s", label, np.round(eta.cpu().numpy(), 4).tolist())
 
     fit_settings = FitSettings(
-        epochs=settings["epochs"], batch_size=settings["batch_size"], lr=[settings["lr"]] * e,
-        weight_decay=[settings["weight_decay"]] * e, seeds=[derive_seed(settings["seed"], s, 1) for s in grid["seed"]],
-        checkpoint_every=settings["checkpoint_every"],
+        epochs=settings.epochs, batch_size=settings.batch_size, lr=[settings.lr] * e,
+        weight_decay=[settings.weight_decay] * e, seeds=[derive_seed(settings.seed, s, 1) for s in grid["seed"]],
+        checkpoint_every=settings.checkpoint_every, select_every="epoch", shuffle=True,  # the study's protocol
     )
     ckpt = Path(checkpoint_dir) / "ensemble.pt" if checkpoint_dir else None
-    res = fit(model, (xtr, ytr), (xte, yte), fit_settings, checkpoint=ckpt, fingerprint=io.job_fingerprint(settings, data_path, code),
+    res = fit(model, (xtr, ytr), (xte, yte), fit_settings, checkpoint=ckpt, fingerprint=io.job_fingerprint(params, data_path, code),
               label=label)
 
-    keys = grid[["init", "seed", "member"]].assign(model=settings["model"], depth=settings["depth"],
-                                                    activation=settings["activation"])
+    keys = grid[["init", "seed", "member"]].assign(model=settings.model, depth=settings.depth,
+                                                    activation=settings.activation)
     members = keys.assign(
         seed_init=grid["seed_init"], eta_max=eta.cpu().numpy(), grad_norm=grad_norm.cpu().numpy(),
         grad_ratio_first=ratio[:, 0].cpu().numpy(), initial_train_loss=init_train, initial_test_loss=init_test,
@@ -220,7 +213,7 @@ def train_job(settings: dict, data_path: str | Path, out: dict[str, str | Path],
     n = spec_all.shape[1]
     sp = pd.DataFrame({"member": np.repeat(grid["member"].to_numpy(), n), "real": spec_all.real.cpu().numpy().ravel(),
                        "imag": spec_all.imag.cpu().numpy().ravel()}).merge(keys, on="member")
-    prov = io.provenance(settings, device=device)
+    prov = io.provenance(params, device=device)
     for name, table in {"members": members, "history": hist, "propagation": pr, "spectrum": sp}.items():
         schema = JOB_TABLES[name]
         io.write_table(table.sort_values(["member"], kind="stable")[schema.names], out[name], schema, prov)

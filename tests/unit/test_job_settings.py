@@ -1,0 +1,193 @@
+"""Typed job settings: what the Snakefile plans, and what the jobs compute from it, stays the same.
+
+Two references, both written by the code before the typed settings classes existed (commit
+a789e51) and kept in ``tests/unit/data``:
+
+- ``planned_params.json``: ``repr`` of the params of every planned job of the default, test and
+  paper configurations. Snakemake compares a job's params by their ``repr`` (key order and
+  int/float included), so an equal ``repr`` is what keeps every result of a finished run valid.
+- ``job_outputs_reference.json``: digests of the files that a few jobs of the test configuration
+  write (model tensors, spec and extra; tables without their timing columns): one training job
+  of each study, the flip-flop evaluation and attractor analysis, one expressivity fit and the
+  examples. They are this machine's CPU results (one torch thread). ``GNODE_WRITE_REFERENCE=1``
+  rewrites them; they were written by running this file against ``git archive a789e51 src
+  config`` (with that commit's tests/unit/test_jobs.py), and only a commit known to compute the
+  same results should ever rewrite them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from gnode import jobs, plan
+from gnode.__main__ import main
+from gnode.config import (
+    ConfigError,
+    FlipflopTrainSettings,
+    RealworldTrainSettings,
+    load_config_files,
+    validate_job_settings,
+)
+from gnode.io import read_table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_jobs import _every_job  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent / "data"
+CONFIGS = {
+    "default": ["config/config.yaml"],
+    "test": ["config/config.yaml", "config/test/config.yaml"],
+    "paper": ["config/config.yaml", "config/paper.yaml"],
+}
+TIMING = {"elapsed_s", "train_time_s", "fit_seconds"}
+
+
+@pytest.mark.parametrize("profile", sorted(CONFIGS))
+def test_every_planned_job_has_the_params_it_had_before(profile):
+    before = json.loads((DATA / "planned_params.json").read_text())[profile]
+    cfg = load_config_files([ROOT / p for p in CONFIGS[profile]])
+    now = {f"{rule} {json.dumps(w, sort_keys=True)}": repr(plan.job_params(rule, cfg, w)) for rule, w in _every_job(cfg)}
+    assert now.keys() == before.keys()
+    changed = [k for k in now if now[k] != before[k]]
+    assert not changed, f"{len(changed)} jobs' params changed, e.g. {changed[0]}:\n{now[changed[0]]}\n{before[changed[0]]}"
+
+
+# ------------------------------------------------------------------ outputs
+def _digest_table(path) -> str:
+    df = read_table(path)
+    df = df.drop(columns=[c for c in df.columns if c in TIMING])
+    rows = pa.Table.from_pandas(df, preserve_index=False).to_pylist()  # Python values: repr is exact
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+
+
+def _untimed(value):
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k not in TIMING}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def _digest_model(path) -> dict:
+    saved = torch.load(path, weights_only=True)
+    h = hashlib.sha256()
+    for name in sorted(saved["state"]):
+        h.update(name.encode() + saved["state"][name].cpu().contiguous().numpy().tobytes())
+    text = lambda v: json.dumps(v, sort_keys=True, default=str).encode()  # noqa: E731
+    return {"state": h.hexdigest()[:16], "extra": hashlib.sha256(text(_untimed(saved["extra"]))).hexdigest()[:16],
+            "spec": hashlib.sha256(text(saved["spec"])).hexdigest()[:16]}
+
+
+def _write_rollouts(d: Path, lengths, seed=0) -> Path:
+    """Synthetic Walker2d rollouts (as tests/unit/test_realworld.py)."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i, t in enumerate(lengths):
+        arr = 3.0 * rng.standard_normal((t, 17)) + 1.0
+        arr[:, 0] = np.arange(t)
+        np.save(d / f"rollout_{i:03d}.npy", arr)
+    return d
+
+
+def _run(rule: str, cfg, wildcards: dict, *args, **files):
+    params = plan.job_params(rule, cfg, wildcards)
+    getattr(jobs, rule)(*params.values(), *args, **files)
+
+
+def test_training_jobs_give_the_results_they_gave_before(tmp_path):
+    root = _write_rollouts(tmp_path / "walker", [120, 150, 90, 200, 130, 100, 160, 110, 140, 180])
+    over = tmp_path / "walker.yaml"
+    over.write_text(f"data:\n  cache_dir: {tmp_path / 'cache'}\n  walker2d: {{local_dirs: [{root}], download: false, "
+                    "verify: none}\n")
+    cfg = load_config_files([ROOT / p for p in CONFIGS["test"]] + [over])
+    t = tmp_path
+    out = {}
+    tr_task = cfg.trainability.task
+    for task in sorted({"3bit_fixed", tr_task}):
+        _run("prepare_flipflop_data", cfg, {"task": task}, out_data=t / f"{task}.parquet")
+    for model in ("gnode", "gru"):
+        _run("train_flipflop", cfg, {"experiment": "3bit_fixed", "model": model}, 4, data=t / "3bit_fixed.parquet",
+             out_model=t / f"{model}.pt", out_history=t / f"{model}_history.parquet")
+        out[f"flipflop {model}"] = {"model": _digest_model(t / f"{model}.pt"),
+                                    "history": _digest_table(t / f"{model}_history.parquet")}
+    evals, models = [], []
+    for model in ("gnode", "gru"):
+        ev = t / f"{model}_evaluation.parquet"
+        _run("evaluate_flipflop", cfg, {}, model=t / f"{model}.pt", data=t / "3bit_fixed.parquet", out_evaluation=ev,
+             out_examples=t / f"{model}_examples.parquet")
+        out[f"flipflop {model}"] |= {"evaluation": _digest_table(ev),
+                                     "examples": _digest_table(t / f"{model}_examples.parquet")}
+        evals.append(ev)
+        models.append(t / f"{model}.pt")
+    an_out = {f"out_{k}": t / f"an_{k}.parquet"
+              for k in ("fixed_points", "trajectories", "speed_grid", "gates", "memory", "memory_curve")}
+    _run("analyse_flipflop_attractors", cfg, {"experiment": "3bit_fixed"}, models=models, evaluations=evals,
+         data=t / "3bit_fixed.parquet", **an_out)
+    out["attractors"] = {k: _digest_table(p) for k, p in an_out.items()}
+    _run("examples_expressivity", cfg, {}, out_examples=t / "ex_examples.parquet")
+    out["expressivity examples"] = _digest_table(t / "ex_examples.parquet")
+    m, d, a = "gnode", cfg.trainability.depths[0], cfg.trainability.activations[0]
+    tr_out = {f"out_{k}": t / f"tr_{k}.parquet" for k in ("members", "history", "propagation", "spectrum")}
+    _run("train_trainability", cfg, {"model": m, "depth": d, "activation": a}, data=t / f"{tr_task}.parquet", **tr_out)
+    out["trainability"] = {k: _digest_table(p) for k, p in tr_out.items()}
+    _run("fit_expressivity", cfg, {"flow": 1, "gated": 1}, out_fits=t / "fits.parquet")
+    out["expressivity"] = _digest_table(t / "fits.parquet")
+    _run("prepare_realworld_data", cfg, {"task": "walker2d"}, out_data=t / "walker2d.parquet")
+    _run("train_realworld", cfg, {"task": "walker2d", "model": "gnode"}, data=t / "walker2d.parquet",
+         out_model=t / "rw.pt", out_history=t / "rw_history.parquet", out_evaluation=t / "rw_eval.parquet")
+    out["realworld"] = {"model": _digest_model(t / "rw.pt"), "history": _digest_table(t / "rw_history.parquet"),
+                        "evaluation": _digest_table(t / "rw_eval.parquet")}
+
+    ref = DATA / "job_outputs_reference.json"
+    if os.environ.get("GNODE_WRITE_REFERENCE") == "1":
+        ref.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    assert out == json.loads(ref.read_text())
+
+
+# ------------------------------------------------------------------ validation in the job
+def test_a_job_refuses_bad_settings_naming_each_key(tmp_path, capsys, monkeypatch):
+    cfg = load_config_files([ROOT / p for p in CONFIGS["test"]])
+    good = plan.job_params("train_flipflop", cfg, {"experiment": "3bit_fixed", "model": "gnode"})["settings"]
+    typed = validate_job_settings(FlipflopTrainSettings, good)
+    assert typed == plan.flipflop_train_settings(cfg, "3bit_fixed", "gnode") and typed.model_dump(mode="json") == good
+    bad = good | {"epochz": 3, "lr": [0.0], "integration": good["integration"] | {"tau": "0.1"}}
+    del bad["seeds"]
+    with pytest.raises(ConfigError) as err:
+        jobs.train_flipflop(bad, 4, data=tmp_path / "none.parquet", out_model=tmp_path / "m.pt",
+                            out_history=tmp_path / "h.parquet")
+    text = str(err.value)
+    assert "FlipflopTrainSettings" in text and "'epochz': unknown key" in text and "'seeds': required" in text
+    assert "'lr[0]': got 0.0" in text and "'integration.tau': got \"0.1\"" in text
+    # a discrete model's settings carry no flow, a continuous model's must
+    gru = plan.job_params("train_flipflop", cfg, {"experiment": "3bit_fixed", "model": "gru"})["settings"]
+    assert "flow" not in gru and "flow" in good
+    with pytest.raises(ConfigError, match="flow must be given"):
+        validate_job_settings(FlipflopTrainSettings, {k: v for k, v in good.items() if k != "flow"})
+    # python -m gnode <job> --settings: the same message, exit status 2
+    (tmp_path / "s.json").write_text(json.dumps(bad))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # setup_job replaces it
+    assert main(["train-flipflop", "--settings", str(tmp_path / "s.json"), "--n", "4", "--data", "x.parquet",
+                 "--model-out", str(tmp_path / "m.pt"), "--history-out", str(tmp_path / "h.parquet")]) == 2
+    assert "'epochz': unknown key" in capsys.readouterr().err
+
+
+def test_realworld_settings_carry_the_matched_spec():
+    cfg = load_config_files([ROOT / p for p in CONFIGS["test"]])
+    s = plan.realworld_train_settings(cfg, "walker2d", "gnode")
+    again = validate_job_settings(RealworldTrainSettings, s.model_dump(mode="json"))
+    assert again.spec == s.spec and (again.spec.kind, again.spec.n_hidden) == ("gnode", 8)
+    wrong = s.model_dump(mode="json") | {"spec": s.spec.to_dict() | {"kind": "gru"}}
+    with pytest.raises(ConfigError, match="spec.kind 'gru' is not the model 'gnode'"):
+        validate_job_settings(RealworldTrainSettings, wrong)
+    with pytest.raises(ConfigError, match="not a model spec"):
+        validate_job_settings(RealworldTrainSettings, s.model_dump(mode="json") | {"spec": {"kind": "gnode"}})
