@@ -75,6 +75,30 @@ def _verify(p: argparse.ArgumentParser):
     return run
 
 
+@command("compare", "compare two runs' Parquet tables value by value (timing columns and provenance aside)")
+def _compare(p: argparse.ArgumentParser):
+    p.add_argument("first", help="a results folder")
+    p.add_argument("second", help="another results folder")
+    p.add_argument("--atol", type=float, default=0.0, help="absolute tolerance on floats (default 0: identical)")
+    p.add_argument("--rtol", type=float, default=0.0, help="relative tolerance on floats (default 0)")
+
+    def run(args) -> int:
+        from gnode import compare
+
+        for root in (args.first, args.second):
+            if not Path(root).is_dir():
+                print(f"compare: {root}: no such folder", file=sys.stderr)
+                return 2
+        diffs, n = compare.compare_folders(args.first, args.second, atol=args.atol, rtol=args.rtol)
+        for d in diffs:
+            print(f"DIFFERS  {d.path}: {d.problem}")
+        print(f"compare: {n} tables in both, {len({d.path for d in diffs})} differ "
+              f"(ignoring {', '.join(sorted(compare.TIMING_COLUMNS))} and the provenance)")
+        return 1 if diffs else 0
+
+    return run
+
+
 @command("check-config", "check config files and snakemake's --configfile/--config arguments before a run")
 def _check_config(p: argparse.ArgumentParser):
     p.add_argument("--base", default="config/config.yaml", help="the Snakefile's own configfile")
