@@ -45,7 +45,7 @@ from gnode.config import Config, RealWorldTask, RealworldTrainSettings
 from gnode.datasets.registry import SPLITS, Split, elapsed_from_times, get_spec  # noqa: F401 (re-exported)
 from gnode.models import MODELS, ModelSpec, RecurrentEnsemble, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
-from gnode.training import FitSettings, SequenceData, fit
+from gnode.training import FitResult, FitSettings, SequenceData, fit
 
 logger = logging.getLogger(__name__)
 
@@ -315,14 +315,39 @@ def train_job(
     when the job is planned). Returns the evaluation table.
     """
     params = settings.model_dump(mode="json")  # as the rule's params: checkpoints and provenance
-    task, model, base = settings.task, settings.model, settings.seed
+    task, model, spec, seeds = settings.task, settings.model, settings.spec, list(settings.seeds)
     device, dtype = resolve_device(settings.device), DTYPES[settings.dtype]
     splits, meta = read_data(data_path)
     dataset = get_spec(meta["dataset"])
-    spec = settings.spec
-    seeds = list(settings.seeds)
     weights = meta.get("output_weights")  # standardised walker2d targets: the loss is the raw MSE
     data = {s: to_sequence_data(splits[s], model, device, dtype, weights) for s in SPLITS}
+    _check_data(data, meta, spec, data_path)
+    init_seeds = [derive_seed(settings.seed, s, stable_id(f"realworld/{task}/{model}")) for s in seeds]
+    ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype)
+    label = f"[{task} {model} N={spec.n_hidden}] "
+    logger.info(
+        "%s%d seeds, %d parameters (budget %d), %d train / %d val / %d test sequences, on %s",
+        label, len(seeds), ens.member_parameter_count(), settings.budget,
+        *(len(data[s]) for s in SPLITS), device,
+    )
+    ckpt = Path(checkpoint_dir) / "fit.pt" if checkpoint_dir else None
+    res = fit(ens, data["train"], data["test"], _fit_settings(settings), val=data["val"], task=dataset.kind,
+              checkpoint=ckpt, fingerprint=io.job_fingerprint(params, data_path, code), label=label)
+    ens.load_state_dict(res.best_state)
+    save_model(ens, out_model, extra={"task": task, "model": model, "seeds": seeds, "best_epoch": res.best_epoch})
+
+    prov = io.provenance(params, device=device)
+    io.write_table(_history_table(res, task, model, seeds), out_history, HISTORY_SCHEMA, prov)
+    ev = _evaluation_table(res, settings, meta, dataset.metric, ens.member_parameter_count(), len(data["train"]))
+    io.write_table(ev, out_eval, EVAL_SCHEMA, prov)
+    for _, r in ev.iterrows():
+        logger.info("%sseed %d: test %s %.4g (best epoch %d, %s)", label, r["seed"], dataset.metric,
+                    r["test_metric"], r["best_epoch"], r["status"])
+    return ev
+
+
+def _check_data(data: dict[str, SequenceData], meta: dict, spec: ModelSpec, data_path) -> None:
+    """ValueError naming the file when a split is empty or the data does not fit the model."""
     empty = [s for s in SPLITS if len(data[s]) == 0]
     if empty:
         raise ValueError(f"{data_path}: no sequences in split(s) {empty} (too few files or too small a limit)")
@@ -330,14 +355,17 @@ def train_job(
         raise ValueError(f"{data_path}: {data['train'].x.shape[-1]} input channels, the model expects {spec.n_input}")
     if len(meta.get("classes", ())) > spec.n_output:
         raise ValueError(f"{data_path}: {len(meta['classes'])} classes, the readout has {spec.n_output}")
-    init_seeds = [derive_seed(base, s, stable_id(f"realworld/{task}/{model}")) for s in seeds]
-    ens = RecurrentEnsemble(spec, init_seeds, device=device, dtype=dtype)
-    fs = FitSettings(
+
+
+def _fit_settings(settings: RealworldTrainSettings) -> FitSettings:
+    """One setting for every seed; the best epoch by validation loss, early stopping on it."""
+    n = len(settings.seeds)
+    return FitSettings(
         epochs=settings.epochs,
         batch_size=settings.batch_size,
-        lr=[settings.lr] * len(seeds),
-        weight_decay=[settings.weight_decay] * len(seeds),
-        seeds=[derive_seed(base, s, 1) for s in seeds],
+        lr=[settings.lr] * n,
+        weight_decay=[settings.weight_decay] * n,
+        seeds=[derive_seed(settings.seed, s, 1) for s in settings.seeds],
         grad_clip=settings.grad_clip,
         checkpoint_every=settings.checkpoint_every,
         patience=settings.patience,
@@ -347,19 +375,10 @@ def train_job(
         select_every="epoch",  # on the validation set
         shuffle=True,
     )
-    label = f"[{task} {model} N={spec.n_hidden}] "
-    logger.info(
-        "%s%d seeds, %d parameters (budget %d), %d train / %d val / %d test sequences, on %s",
-        label, len(seeds), ens.member_parameter_count(), settings.budget,
-        *(len(data[s]) for s in SPLITS), device,
-    )
-    ckpt = Path(checkpoint_dir) / "fit.pt" if checkpoint_dir else None
-    res = fit(ens, data["train"], data["test"], fs, val=data["val"], task=dataset.kind, checkpoint=ckpt,
-              fingerprint=io.job_fingerprint(params, data_path, code), label=label)
-    ens.load_state_dict(res.best_state)
-    save_model(ens, out_model, extra={"task": task, "model": model, "seeds": seeds, "best_epoch": res.best_epoch})
 
-    prov = io.provenance(params, device=device)
+
+def _history_table(res: FitResult, task: str, model: str, seeds: list[int]) -> pd.DataFrame:
+    """One row per seed and epoch (:data:`HISTORY_SCHEMA`)."""
     hist = pd.DataFrame(res.history)
     for col in ("train_accuracy", "val_accuracy"):
         if col not in hist:
@@ -367,16 +386,20 @@ def train_job(
     hist["seed"] = [seeds[m] for m in hist.pop("member")]
     hist.insert(0, "task", task)
     hist.insert(1, "model", model)
-    io.write_table(hist.sort_values(["seed", "epoch"]), out_history, HISTORY_SCHEMA, prov)
+    return hist.sort_values(["seed", "epoch"])
 
-    metric = dataset.metric
+
+def _evaluation_table(res: FitResult, settings: RealworldTrainSettings, meta: dict, metric: str, n_params: int,
+                      n_train: int) -> pd.DataFrame:
+    """One row per seed (:data:`EVAL_SCHEMA`); a diverged seed's test values are NaN."""
+    spec = settings.spec
     test_metric = {"mse": res.best_test_loss, "accuracy": res.test_accuracy}[metric]
     ev = pd.DataFrame(
         {
-            "task": task,
+            "task": settings.task,
             "dataset": meta["dataset"],
-            "model": model,
-            "seed": seeds,
+            "model": settings.model,
+            "seed": list(settings.seeds),
             "metric": metric,
             "test_metric": test_metric,
             "test_loss": res.best_test_loss,
@@ -388,16 +411,12 @@ def train_job(
             "stopped_epoch": res.stopped_epoch,
             "n_hidden": spec.n_hidden,
             "width": spec.width if spec.continuous else 0,
-            "n_params": ens.member_parameter_count(),
+            "n_params": n_params,
             "budget": settings.budget,
-            "n_train": len(data["train"]),
+            "n_train": n_train,
             "train_time_s": res.elapsed_s,
         }
     )
     bad = ev["status"] != "ok"
     ev.loc[bad, ["test_metric", "test_loss", "test_accuracy"]] = math.nan
-    io.write_table(ev, out_eval, EVAL_SCHEMA, prov)
-    for _, r in ev.iterrows():
-        logger.info("%sseed %d: test %s %.4g (best epoch %d, %s)", label, r["seed"], metric, r["test_metric"],
-                    r["best_epoch"], r["status"])
     return ev
