@@ -69,14 +69,25 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def recorded_sha256(path) -> str | None:
-    """The SHA-256 recorded for ``path``, or None when no (readable) record exists."""
+def recorded_sha256s(path) -> list[str] | None:
+    """The SHA-256s recorded for ``path``, newest first, or None when no (readable) record exists.
+
+    A record holds one line (``sha256sum`` format) except while :func:`atomic_path` replaces the
+    file: then the new digest and the old one, so that a kill between the two renames leaves a
+    record that still matches whichever content is there.
+    """
     side = checksum_path(path)
     try:
-        text = side.read_text(encoding="ascii").split()
+        lines = side.read_text(encoding="ascii").splitlines()
     except (FileNotFoundError, UnicodeDecodeError):
         return None
-    return text[0].lower() if text else ""
+    return [line.split()[0].lower() if line.split() else "" for line in lines] or [""]
+
+
+def recorded_sha256(path) -> str | None:
+    """The (newest) SHA-256 recorded for ``path``, or None when no (readable) record exists."""
+    digests = recorded_sha256s(path)
+    return None if digests is None else digests[0]
 
 
 def verify_checksum(path) -> bool:
@@ -88,14 +99,14 @@ def verify_checksum(path) -> bool:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    expected = recorded_sha256(path)
+    expected = recorded_sha256s(path)
     if expected is None:
         return False
-    if len(expected) != 64:
+    if any(len(e) != 64 for e in expected) or len(expected) > 2:
         raise CorruptFileError(path, f"its checksum record {checksum_path(path).name} is damaged")
     actual = file_sha256(path)
-    if actual != expected:
-        raise CorruptFileError(path, f"content sha256 {actual[:16]} differs from the recorded {expected[:16]}")
+    if actual not in expected:
+        raise CorruptFileError(path, f"content sha256 {actual[:16]} differs from the recorded {expected[0][:16]}")
     return True
 
 
@@ -103,9 +114,10 @@ def verify_checksum(path) -> bool:
 def atomic_path(path, *, checksum: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    With ``checksum`` the SHA-256 of the content is recorded in ``<path>.sha256`` (written
-    atomically too, right after the file; a kill between the two renames leaves a mismatch,
-    which readers report as corrupt rather than trust).
+    With ``checksum`` the SHA-256 of the content is recorded in ``<path>.sha256``, atomically
+    too: first the new digest beside the old one, then the file, then the new digest alone, so
+    that a kill at any point leaves a record that matches the content there (a killed training
+    job resumes from its last checkpoint instead of finding it "corrupt").
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +127,10 @@ def atomic_path(path, *, checksum: bool = True) -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are shared files
         digest = file_sha256(tmp) if checksum else None
+        if digest is not None and path.is_file():
+            old = recorded_sha256(path)
+            if old and len(old) == 64 and old != digest:
+                _write_record(path, [digest, old])
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -122,12 +138,17 @@ def atomic_path(path, *, checksum: bool = True) -> Iterator[Path]:
         raise
     side = checksum_path(path)
     if digest is not None:
-        with atomic_path(side, checksum=False) as tmp_side:
-            tmp_side.write_text(f"{digest}  {path.name}\n", encoding="ascii")
+        _write_record(path, [digest])
     else:
         with contextlib.suppress(FileNotFoundError):
             if side.is_file() and not path.name.endswith(CHECKSUM_SUFFIX):
                 side.unlink()  # an old record of an earlier content would be stale
+
+
+def _write_record(path: Path, digests: list[str]) -> None:
+    """Write ``<path>.sha256`` atomically: one ``sha256sum`` line per digest, newest first."""
+    with atomic_path(checksum_path(path), checksum=False) as tmp_side:
+        tmp_side.write_text("".join(f"{d}  {path.name}\n" for d in digests), encoding="ascii")
 
 
 def config_hash(config: Mapping) -> str:

@@ -111,3 +111,42 @@ def test_a_rewrite_replaces_the_record_and_a_damaged_record_is_reported(tmp_path
     io.checksum_path(p).write_text("not a digest\n")
     with pytest.raises(io.CorruptFileError, match="checksum record"):
         io.read_table(p)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL at one point of a rewrite (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("kill_at", ["data rename", "final record"])
+def test_a_kill_during_a_rewrite_leaves_a_record_that_matches_the_content_there(tmp_path, monkeypatch, kill_at):
+    p = tmp_path / "ckpt.pt"
+    with io.atomic_path(p) as tmp:
+        tmp.write_bytes(b"epoch 4")
+    old = io.recorded_sha256(p)
+    real_replace, real_record = io.os.replace, io._write_record
+
+    def replace(src, dst):
+        if kill_at == "data rename" and str(dst) == str(p):
+            raise _Killed
+        real_replace(src, dst)
+
+    def record(path, digests):
+        if kill_at == "final record" and len(digests) == 1:
+            raise _Killed
+        real_record(path, digests)
+
+    monkeypatch.setattr(io.os, "replace", replace)
+    monkeypatch.setattr(io, "_write_record", record)
+    with pytest.raises(_Killed):
+        with io.atomic_path(p) as tmp:
+            tmp.write_bytes(b"epoch 5")
+    monkeypatch.undo()
+    assert p.read_bytes() == (b"epoch 4" if kill_at == "data rename" else b"epoch 5")
+    assert io.verify_checksum(p)  # the new digest and the old one are both recorded in the window
+    assert len(io.recorded_sha256s(p)) == 2 and io.recorded_sha256s(p)[1] == old
+    p.write_bytes(b"epoch 6")  # any other content is still caught
+    with pytest.raises(io.CorruptFileError, match="differs from the recorded"):
+        io.verify_checksum(p)
+    with io.atomic_path(p) as tmp:  # the next complete write leaves one line again
+        tmp.write_bytes(b"epoch 7")
+    assert io.recorded_sha256s(p) == [io.file_sha256(p)]
