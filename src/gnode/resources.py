@@ -130,6 +130,26 @@ def realworld_estimate(cfg, task: str, model: str) -> Estimate:
     return training_estimate(spec, len(t.seeds), min(t.batch_size, n_seq), seq_len, n_seq, data_numbers, cfg.dtype)
 
 
+def _trainability_job(cfg, model: str, depth: int, activation: str):
+    """(spec, members, batch, flip-flop data settings) of one trainability job."""
+    from gnode.plan import trainability_train_settings
+    from gnode.studies import trainability as tr
+    from gnode.tasks.flipflop import n_channels
+
+    s = trainability_train_settings(cfg, model, depth, activation)
+    spec = tr.model_spec(s, s.inits[0], n_channels(s.task))  # the inits differ only in the drawn values
+    d = cfg.flipflop.data
+    return spec, len(s.inits) * len(s.seeds), min(s.batch_size, d.n_train), d
+
+
+def trainability_estimate(cfg, model: str, depth: int, activation: str) -> Estimate:
+    """The estimate of one trainability job (every init x seed of one model, depth and activation)."""
+    spec, members, batch, d = _trainability_job(cfg, model, depth, activation)
+    c = spec.n_input
+    return training_estimate(spec, members, batch, d.n_bins, d.n_trials - d.n_train, d.n_trials * d.n_bins * c * (2 + 6),
+                             cfg.dtype)
+
+
 # ------------------------------------------------------------------ runtime
 #: measured on one thread of the development VM's CPU (tests' 2-core VM; gnODE, N = 6, 100, 400 and
 #: GRU N = 100, 2 members, batch 50, 100 bins): seconds per (iteration x bin) of Python overhead
@@ -192,6 +212,21 @@ def realworld_runtime_min(cfg, task: str, model: str) -> int:
     n_train = min(n_seq, t.limit.train or n_seq)
     n_eval = min(n_seq, (t.limit.val or n_seq) + (t.limit.test or n_seq))
     return runtime_min(training_seconds(spec, len(t.seeds), min(t.batch_size, n_train), seq_len, n_train, n_eval, t.epochs))
+
+
+def trainability_runtime_min(cfg, model: str, depth: int, activation: str) -> int:
+    """``runtime`` of one trainability job (its diagnostics at initialisation are seconds)."""
+    spec, members, batch, d = _trainability_job(cfg, model, depth, activation)
+    return runtime_min(training_seconds(spec, members, batch, d.n_bins, d.n_train, d.n_trials - d.n_train,
+                                        cfg.trainability.epochs))
+
+
+#: study -> (memory estimate, runtime in minutes) of its training jobs, keyed as the rules' wildcards
+TRAINING_JOBS = {
+    "flipflop": (flipflop_estimate, flipflop_runtime_min),
+    "realworld": (realworld_estimate, realworld_runtime_min),
+    "trainability": (trainability_estimate, trainability_runtime_min),
+}
 
 
 def machine_memory(device=None) -> tuple[int, int | None]:

@@ -86,3 +86,22 @@ def test_runtime_model_reproduces_its_calibration_and_grows_with_the_work():
         r.training_seconds(spec, 2, 500, 100, 500, 100, epochs=10))
     assert r.runtime_min(0) == r.MIN_RUNTIME_MIN and r.runtime_min(3600) == 3 * 60
     assert r.flipflop_runtime_min(cfg, "3bit_variable", "gnode", 100) >= r.MIN_RUNTIME_MIN
+
+
+def test_trainability_jobs_get_an_estimate_that_counts_every_init_and_seed():
+    raw = copy.deepcopy(BASE)
+    cfg = validate_config(raw)
+    t = cfg.trainability
+    e = r.trainability_estimate(cfg, "gnode", t.depths[-1], t.activations[0])
+    spec = ModelSpec(kind="gnode", n_input=3, n_hidden=t.n, n_output=3, depth=t.depths[-1], width=t.width,
+                     activation=t.activations[0], tau=t.tau, dt=t.dt, initial_state=t.initial_state)
+    members = len(t.inits) * len(t.seeds)
+    assert e.parameters == members * parameter_count(spec) * 5 * 4  # float32: weights, grads, 2 moments, best
+    raw["trainability"]["seeds"] = list(range(2 * len(t.seeds)))
+    cfg2 = validate_config(raw)
+    e2 = r.trainability_estimate(cfg2, "gnode", t.depths[-1], t.activations[0])
+    assert e2.parameters == 2 * e.parameters and e2.activations == 2 * e.activations
+    raw["trainability"]["epochs"] = 100 * t.epochs
+    assert r.trainability_runtime_min(validate_config(raw), "gnode", t.depths[-1], t.activations[0]) > \
+        r.trainability_runtime_min(cfg, "gnode", t.depths[-1], t.activations[0]) >= r.MIN_RUNTIME_MIN
+    assert set(r.TRAINING_JOBS) == {"flipflop", "realworld", "trainability"}

@@ -59,6 +59,7 @@ try:
             for t, spec in REALWORLD.items()
             for m in spec.models
         },
+        **{("trainability", *cell): resources_est.trainability_estimate(CFG, *cell) for cell in tr.cells(CFG)},
     }
     if workflow.local_exec:  # a cluster's nodes are not this machine: mem_mb asks them
         _labelled = {f"{k[0]} training " + " ".join(map(str, k[1:])): v for k, v in _ESTIMATES.items()}
@@ -75,9 +76,8 @@ def train_mem_mb(*key):
 
 def train_runtime_min(study, *key):
     """runtime (minutes) of a training job: every epoch at the measured CPU cost, x a margin."""
-    fn = resources_est.flipflop_runtime_min if study == "flipflop" else resources_est.realworld_runtime_min
     try:
-        return fn(CFG, *key)
+        return resources_est.TRAINING_JOBS[study][1](CFG, *key)
     except KeyError:  # a job outside the configuration
         return 240
 

@@ -27,8 +27,8 @@ rule train_trainability:
         "../envs/gnode.yaml"
     threads: CFG.threads
     resources:
-        mem_mb=4000,
-        runtime=240,
+        mem_mb=lambda w: train_mem_mb("trainability", w.model, int(w.depth), w.activation),
+        runtime=lambda w: train_runtime_min("trainability", w.model, int(w.depth), w.activation),
         gpu=USES_GPU,
     params:
         settings=planned("train_trainability", "settings"),
