@@ -23,6 +23,7 @@ WIDTH = 640
 GALLERY = [
     "flipflop/test_loss_all_tasks.png",
     "flipflop/3bit_variable_example.png",
+    "flipflop/3bit_variable_learning_curves.png",
     "flipflop/2bit_ring_attractors.png",
     "flipflop/3bit_variable_attractors.png",
     "flipflop/3bit_variable_memory.png",
