@@ -1,10 +1,13 @@
-"""P2: achieved training FLOP/s of the N = 100 flip-flop ensemble vs a large torch matmul.
+"""P2: achieved training FLOP/s of a flip-flop ensemble vs a large torch matmul.
+
+Shapes (issue 16's two dominant ones): ``3bit`` gnODE N = 100, F 3 x 100, 27 members, batch 100;
+``2bit`` gnODE N = 2, F 2 x 316, 9 members, batch 50; 100 bins each.
 
 Training FLOPs are counted analytically from the matrix products of the Euler scan (forward)
 times 3 (backward ~ 2x forward); element-wise work is not counted, so the ratio is a lower
 bound of the machine's use. Both numbers are measured side by side in one run.
 
-    python benchmarks/p2_flops.py [--members 27] [--batches 2] [--device cuda]
+    python benchmarks/p2_flops.py [--shape 3bit|2bit] [--members E] [--batches 2] [--device cuda]
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from _common import interleaved, machine  # noqa: E402
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
 from gnode.training import FitSettings, fit  # noqa: E402
 
+#: shape -> (spec, members, batch)
+SHAPES = {
+    "3bit": (ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100), 27, 100),
+    "2bit": (ModelSpec(kind="gnode", n_input=2, n_hidden=2, n_output=2, depth=2, width=316), 9, 50),
+}
+
 
 def forward_flops(spec: ModelSpec, batch: int, bins: int) -> float:
     """Multiply-add FLOPs (2 per MAC) of one forward pass of one member."""
@@ -34,7 +43,8 @@ def forward_flops(spec: ModelSpec, batch: int, bins: int) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--members", type=int, default=27)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="3bit")
+    ap.add_argument("--members", type=int, default=None, help="ensemble size (default: the shape's)")
     ap.add_argument("--batches", type=int, default=2, help="optimiser steps timed")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--repeat", type=int, default=5, help="interleaved (matmul, training) pairs")
@@ -51,11 +61,12 @@ def main():
     print(f"P2 training FLOP/s vs matmul FLOP/s — {machine()}, device {dev}")
     size = a.size
     x, y = torch.randn(size, size, device=dev), torch.randn(size, size, device=dev)
-    spec = ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100)
-    batch, bins = 100, 100
+    spec, members, batch = SHAPES[a.shape]
+    a.members = a.members or members
+    bins, c = 100, spec.n_input
     g = torch.Generator().manual_seed(0)
-    data = (torch.randn(batch * a.batches, bins, 3, generator=g).to(dev),
-            torch.randn(batch * a.batches, bins, 3, generator=g).to(dev))
+    data = (torch.randn(batch * a.batches, bins, c, generator=g).to(dev),
+            torch.randn(batch * a.batches, bins, c, generator=g).to(dev))
     small_test = (data[0][:1], data[1][:1])
     ens = RecurrentEnsemble(spec, list(range(a.members)), device=dev)
     settings = FitSettings(epochs=1, batch_size=batch, lr=[1e-3] * a.members, weight_decay=[0.1] * a.members,
@@ -66,7 +77,7 @@ def main():
     mm, train = 2 * size**3 / t_mm, flops / t_train
     ratios = [flops / (2 * size**3) * r for r in time_ratios]  # per pair: training rate / matmul rate
     print(f"  matmul {size}x{size}: {mm / 1e9:.1f} GFLOP/s")
-    print(f"  gnode N=100 F 3x100 ensemble of {a.members}, {a.batches} steps of batch {batch} x {bins} bins: "
+    print(f"  gnode N={spec.n_hidden} F {spec.depth}x{spec.width} ensemble of {a.members}, {a.batches} steps of batch {batch} x {bins} bins: "
           f"{train / 1e9:.1f} GFLOP/s")
     print(f"  ratio {statistics.median(ratios):.0%} of the matmul rate (median of {a.repeat} pairs; "
           f"range {ratios[0]:.0%}-{ratios[-1]:.0%})")
