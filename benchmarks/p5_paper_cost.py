@@ -39,7 +39,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
 
-from gnode import plan  # noqa: E402
+from gnode import plan, resources  # noqa: E402
 from gnode.config import load_config_files  # noqa: E402
 from gnode.model_kinds import MODELS  # noqa: E402
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
@@ -92,44 +92,32 @@ class Job:
 
 # ------------------------------------------------------------------ the jobs of a profile
 def flipflop_jobs(cfg) -> list[Job]:
-    from gnode.studies import flipflop as ff
-    from gnode.tasks.flipflop import n_channels
-
     d, jobs = cfg.flipflop.data, []
-    n_test = d.n_trials - d.n_train
-    for name, exp in cfg.flipflop.experiments.items():
-        c = n_channels(exp.task)
-        for model in exp.models:
-            for n in exp.model_sizes.get(model, exp.sizes):
-                spec = ff.model_spec(model, n, c, flow=exp.flow, integration=exp.integration,
-                                     initial_state=exp.initial_state)
-                members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)
-                groups = [Group(Shape(spec, members, min(bs, d.n_train), d.n_bins, n_test, exp.select_every), exp.epochs,
-                                math.ceil(d.n_train / bs)) for bs in exp.batch_size]
-                jobs.append(Job("flipflop", f"{name} {model} N={n}", groups))
+    for name, model, n in plan.flipflop_jobs(cfg):
+        exp = cfg.flipflop.experiments[name]
+        spec, members = resources.flipflop_job_shape(cfg, name, model, n)
+        groups = [Group(Shape(spec, members, min(bs, d.n_train), d.n_bins, d.n_trials - d.n_train, exp.select_every),
+                        exp.epochs, math.ceil(d.n_train / bs)) for bs in exp.batch_size]
+        jobs.append(Job("flipflop", f"{name} {model} N={n}", groups))
     return jobs
 
 
 def trainability_jobs(cfg) -> list[Job]:
     from gnode.studies import trainability as tr
-    from gnode.tasks.flipflop import n_channels
 
     if cfg.trainability is None:
         return []
-    d, jobs = cfg.flipflop.data, []
+    jobs = []
     for model, depth, act in tr.cells(cfg):
-        s = plan.trainability_train_settings(cfg, model, depth, act)
-        spec = tr.model_spec(s, s.inits[0], n_channels(s.task))
-        members = len(s.inits) * len(s.seeds)
-        bs = min(s.batch_size, d.n_train)
-        g = Group(Shape(spec, members, bs, d.n_bins, d.n_trials - d.n_train, "epoch"), s.epochs, math.ceil(d.n_train / bs))
+        spec, members, bs, d = resources.trainability_job_shape(cfg, model, depth, act)
+        g = Group(Shape(spec, members, bs, d.n_bins, d.n_trials - d.n_train, "epoch"), cfg.trainability.epochs,
+                  math.ceil(d.n_train / bs))
         jobs.append(Job("trainability", f"{model} L={depth} {act}", [g]))
     return jobs
 
 
 def realworld_jobs(cfg) -> list[Job]:
     from gnode.datasets.registry import get_spec
-    from gnode.resources import DATASET_SHAPES
 
     jobs = []
     for task, t in cfg.realworld.tasks.items():
@@ -141,7 +129,7 @@ def realworld_jobs(cfg) -> list[Job]:
             spec = plan.realworld_train_settings(cfg, task, model).spec
             spec = ModelSpec(**{**spec.to_dict(), "dt": 1.0})  # the timing's data carries no time column
             bs = min(t.batch_size, n_train)
-            shape = Shape(spec, len(t.seeds), bs, DATASET_SHAPES[t.dataset][0], n_val, "epoch", kind,
+            shape = Shape(spec, len(t.seeds), bs, resources.DATASET_SHAPES[t.dataset][0], n_val, "epoch", kind,
                           MODELS[model].continuous)
             g = Group(shape, t.epochs, math.ceil(n_train / bs))
             jobs.append(Job("realworld", f"{task} {model} N={spec.n_hidden}", [g]))

@@ -100,15 +100,22 @@ def training_estimate(spec, members: int, batch: int, steps: int, n_eval: int, d
     )
 
 
-def flipflop_estimate(cfg, experiment: str, model: str, n: int) -> Estimate:
-    """The estimate of one flip-flop training job (experiment, model, N)."""
+def flipflop_job_shape(cfg, experiment: str, model: str, n: int):
+    """(spec, members of one batch-size group) of one flip-flop training job (experiment, model, N)."""
     from gnode.studies import flipflop as ff
     from gnode.tasks.flipflop import n_channels
 
+    exp = cfg.flipflop.experiments[experiment]
+    spec = ff.model_spec(model, n, n_channels(exp.task), flow=exp.flow, integration=exp.integration,
+                         initial_state=exp.initial_state)
+    return spec, len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)
+
+
+def flipflop_estimate(cfg, experiment: str, model: str, n: int) -> Estimate:
+    """The estimate of one flip-flop training job (experiment, model, N)."""
     exp, d = cfg.flipflop.experiments[experiment], cfg.flipflop.data
-    c = n_channels(exp.task)
-    spec = ff.model_spec(model, n, c, flow=exp.flow, integration=exp.integration, initial_state=exp.initial_state)
-    members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)  # one batch-size group at a time
+    spec, members = flipflop_job_shape(cfg, experiment, model, n)  # members: one batch-size group at a time
+    c = spec.n_input
     # inputs and targets of every trial, plus the long table read from Parquet (~6 numbers a row)
     data_numbers = d.n_trials * d.n_bins * c * (2 + 6)
     batch = min(max(exp.batch_size), d.n_train)  # a batch holds at most the training set
@@ -130,7 +137,7 @@ def realworld_estimate(cfg, task: str, model: str) -> Estimate:
     return training_estimate(spec, len(t.seeds), min(t.batch_size, n_seq), seq_len, n_seq, data_numbers, cfg.dtype)
 
 
-def _trainability_job(cfg, model: str, depth: int, activation: str):
+def trainability_job_shape(cfg, model: str, depth: int, activation: str):
     """(spec, members, batch, flip-flop data settings) of one trainability job."""
     from gnode.plan import trainability_train_settings
     from gnode.studies import trainability as tr
@@ -144,7 +151,7 @@ def _trainability_job(cfg, model: str, depth: int, activation: str):
 
 def trainability_estimate(cfg, model: str, depth: int, activation: str) -> Estimate:
     """The estimate of one trainability job (every init x seed of one model, depth and activation)."""
-    spec, members, batch, d = _trainability_job(cfg, model, depth, activation)
+    spec, members, batch, d = trainability_job_shape(cfg, model, depth, activation)
     c = spec.n_input
     return training_estimate(spec, members, batch, d.n_bins, d.n_trials - d.n_train, d.n_trials * d.n_bins * c * (2 + 6),
                              cfg.dtype)
@@ -187,13 +194,8 @@ def runtime_min(seconds: float) -> int:
 
 def flipflop_runtime_min(cfg, experiment: str, model: str, n: int) -> int:
     """``runtime`` of one flip-flop training job: every batch-size group, one after the other."""
-    from gnode.studies import flipflop as ff
-    from gnode.tasks.flipflop import n_channels
-
     exp, d = cfg.flipflop.experiments[experiment], cfg.flipflop.data
-    spec = ff.model_spec(model, n, n_channels(exp.task), flow=exp.flow, integration=exp.integration,
-                         initial_state=exp.initial_state)
-    members = len(exp.lr[model]) * len(exp.weight_decay) * len(exp.seeds)
+    spec, members = flipflop_job_shape(cfg, experiment, model, n)
     seconds = sum(
         training_seconds(spec, members, min(bs, d.n_train), d.n_bins, d.n_train, d.n_trials - d.n_train, exp.epochs,
                          exp.select_every)
@@ -216,7 +218,7 @@ def realworld_runtime_min(cfg, task: str, model: str) -> int:
 
 def trainability_runtime_min(cfg, model: str, depth: int, activation: str) -> int:
     """``runtime`` of one trainability job (its diagnostics at initialisation are seconds)."""
-    spec, members, batch, d = _trainability_job(cfg, model, depth, activation)
+    spec, members, batch, d = trainability_job_shape(cfg, model, depth, activation)
     return runtime_min(training_seconds(spec, members, batch, d.n_bins, d.n_train, d.n_trials - d.n_train,
                                         cfg.trainability.epochs))
 
