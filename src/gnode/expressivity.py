@@ -44,6 +44,7 @@ from torch import Tensor
 from gnode.config import ExpressivitySettings
 from gnode.models import ModelSpec, RecurrentEnsemble
 from gnode.models import parameter_count as models_parameter_count
+from gnode.scan import euler_scan
 from gnode.training import StackedAdamW
 
 logger = logging.getLogger(__name__)
@@ -252,166 +253,18 @@ def _r2(pred: Tensor, target: Tensor) -> Tensor:
     return 1 - sse / sst
 
 
-def _rollout_autograd(model: RecurrentEnsemble, mask: Tensor | None, t_steps: int, clamp: float) -> Tensor:
-    """Autonomous Euler rollout from the learned h0 with torch autograd: states (E, T, N).
+def _rollout(model: RecurrentEnsemble, t_steps: int, clamp: float) -> Tensor:
+    """States (E, T, N) of the autonomous Euler rollout from the learned h0, clamped to
+    [-clamp, clamp] after every step: the models' own Euler scan (:func:`gnode.scan.euler_scan`,
+    with its hand-written backward) with no input.
 
-    The reference implementation (it calls the model's own ``flow`` and ``gate``);
-    :func:`_rollout` computes the same states with a hand-written backward pass.
-    ``mask`` (E, 1, N) zeroes padded units (members with a smaller N); states are clamped to
-    [-clamp, clamp] after every step.
+    Members with a smaller N than the ensemble's are padded with units whose weights, bias, h0
+    and readout rows are all 0: such a unit's flow is 0 and it stays at exactly 0, its
+    gradients are exactly 0 and AdamW leaves it at 0, so each member is the unpadded model of
+    its own N (``test_padded_batching_equals_separate_fits``).
     """
-    xp = {"U_1": model.b_1}
-    gated = model.spec.gated
-    if gated:
-        xp["U_z"] = model.b_z
-    alpha = model.spec.alpha if mask is None else model.spec.alpha * mask
-    h = model.h0 if mask is None else model.h0 * mask
-    states = []
-    for _ in range(t_steps):
-        # Euler step h + alpha z (F - h) as one lerp; alpha carries the mask of padded units,
-        # which therefore stay at exactly 0
-        w = alpha * model.gate(h, xp) if gated else alpha
-        h = torch.lerp(h, model.flow(h, xp), w).clamp(-clamp, clamp)
-        states.append(h)
-    return torch.stack(states, dim=2)[:, 0]
-
-
-_ACT = {"linear": lambda p: p, "relu": torch.relu, "tanh": torch.tanh}
-
-
-def _act_grad(act: str, pre: Tensor, out: Tensor) -> Tensor | None:
-    """d act / d pre, elementwise (None for the identity)."""
-    if act == "relu":
-        return (pre > 0).to(pre.dtype)
-    if act == "tanh":
-        return 1 - out * out
-    return None
-
-
-class _EulerRollout(torch.autograd.Function):
-    """The rollout of :func:`_rollout_autograd` with a hand-written backward pass (BPTT).
-
-    Autograd on CPU spends most of its time on per-step bookkeeping of tiny tensors. Here the
-    forward pass runs without a graph and stores the per-step quantities; the backward pass
-    walks back in time with the few products it needs, and forms every parameter gradient at the
-    end as one batched product over all time steps.
-
-    Inputs: h0 (E, 1, N) (already masked), alpha (E, 1, N) = alpha x mask, then W_l, b_l of the
-    flow layers (first to last, including W_out, b_out), then W_z, b_z when gated.
-    """
-
-    @staticmethod
-    def forward(ctx, cfg, h0, alpha, *params):
-        t_steps, act, gated, clamp, n_layers = cfg
-        layers = [(params[2 * i], params[2 * i + 1]) for i in range(n_layers)]
-        wz, bz = (params[-2], params[-1]) if gated else (None, None)
-        actf = _ACT[act]
-        h = h0
-        hs, zs, fs = [], [], []
-        pres = [[] for _ in layers]
-        outs = [[] for _ in layers]
-        for _ in range(t_steps):
-            a = h
-            for i, (w, b) in enumerate(layers):
-                p = torch.baddbmm(b, a, w)
-                # hidden layers use the activation; the last layer of an MLP (W_out) is linear
-                a = actf(p) if (i < n_layers - 1 or n_layers == 1) else p
-                pres[i].append(p)
-                outs[i].append(a)
-            if gated:
-                z = torch.sigmoid(torch.baddbmm(bz, h, wz))
-                zs.append(z)
-                wgt = alpha * z
-            else:
-                wgt = alpha
-            fs.append(a)
-            h = torch.lerp(h, a, wgt).clamp_(-clamp, clamp)
-            hs.append(h)
-        states = torch.cat(hs, dim=1)  # (E, T, N)
-        saved = [h0, alpha, states, torch.cat(fs, 1)] + [torch.cat(x, 1) for x in pres] + [torch.cat(x, 1) for x in outs]
-        saved += [torch.cat(zs, 1)] if gated else []
-        ctx.save_for_backward(*saved, *params)
-        ctx.cfg = cfg
-        return states
-
-    @staticmethod
-    def backward(ctx, g_states):
-        t_steps, act, gated, clamp, n_layers = ctx.cfg
-        sv = ctx.saved_tensors
-        h0, alpha, states, f_all = sv[:4]
-        pres = sv[4 : 4 + n_layers]
-        outs = sv[4 + n_layers : 4 + 2 * n_layers]
-        z_all = sv[4 + 2 * n_layers] if gated else None
-        params = sv[4 + 2 * n_layers + (1 if gated else 0) :]
-        layers = [(params[2 * i], params[2 * i + 1]) for i in range(n_layers)]
-        wz = params[-2] if gated else None
-
-        h_prev = torch.cat([h0, states[:, :-1]], 1)  # (E, T, N): the state each step starts from
-        inside = (states.abs() < clamp).to(states.dtype)  # clamp passes the gradient inside only
-        w_all = alpha * z_all if gated else alpha.expand_as(states)
-        c_f = inside * w_all  # dh_t/df_t (diagonal)
-        c_h = inside * (1 - w_all)  # direct dh_t/dh_{t-1} (diagonal)
-        c_z = inside * alpha * (f_all - h_prev) * z_all * (1 - z_all) if gated else None  # dh_t/dq_t
-        # d act / d pre of every activated layer (None: identity)
-        dact = []
-        for i in range(n_layers):
-            activated = i < n_layers - 1 or n_layers == 1
-            dact.append(_act_grad(act, pres[i], outs[i]) if activated else None)
-        w_t = [w.transpose(1, 2) for w, _ in layers]
-        wz_t = wz.transpose(1, 2) if gated else None
-
-        g_pre = [[None] * t_steps for _ in layers]  # dL/d(pre-activation) of each layer and step
-        g_q = [None] * t_steps
-        g = torch.zeros_like(h0)
-        for t in range(t_steps - 1, -1, -1):
-            g = g + g_states[:, t : t + 1]  # dL/dh_t, total
-            ga = g * c_f[:, t : t + 1]  # dL/dF_t, then back through the layers
-            for i in range(n_layers - 1, -1, -1):
-                if dact[i] is not None:
-                    ga = ga * dact[i][:, t : t + 1]
-                g_pre[i][t] = ga
-                ga = torch.bmm(ga, w_t[i])
-            g_new = torch.addcmul(ga, g, c_h[:, t : t + 1])
-            if gated:
-                gq = g * c_z[:, t : t + 1]
-                g_q[t] = gq
-                g_new = torch.baddbmm(g_new, gq, wz_t)
-            g = g_new
-        grads = []
-        a_in = h_prev
-        for i in range(n_layers):
-            gp = torch.cat(g_pre[i], 1)  # (E, T, out)
-            grads += [torch.bmm(a_in.transpose(1, 2), gp), gp.sum(1, keepdim=True)]
-            a_in = outs[i]
-        if gated:
-            gq = torch.cat(g_q, 1)
-            grads += [torch.bmm(h_prev.transpose(1, 2), gq), gq.sum(1, keepdim=True)]
-        return (None, g, None, *grads)
-
-
-def _flow_params(model: RecurrentEnsemble) -> list[Tensor]:
-    """W_l, b_l of every layer of F in order (W_1, b_1, W_2, b_2, ..., W_out, b_out), then W_z, b_z."""
-    spec = model.spec
-    ps = [model.W_1, model.b_1]
-    for k in range(2, spec.depth + 1):
-        ps += [getattr(model, f"W_{k}"), getattr(model, f"b_{k}")]
-    if spec.depth >= 1:
-        ps += [model.W_out, model.b_out]
-    if spec.gated:
-        ps += [model.W_z, model.b_z]
-    return ps
-
-
-def _rollout(model: RecurrentEnsemble, mask: Tensor | None, t_steps: int, clamp: float) -> Tensor:
-    """States (E, T, N) of the autonomous Euler rollout; same values as :func:`_rollout_autograd`,
-    with the hand-written backward pass of :class:`_EulerRollout`."""
-    spec = model.spec
-    ref = model.h0
-    alpha = torch.full_like(ref, spec.alpha) if mask is None else spec.alpha * mask
-    h0 = ref if mask is None else ref * mask
-    n_layers = 1 if spec.depth == 0 else spec.depth + 1
-    cfg = (int(t_steps), spec.activation, spec.gated, float(clamp), n_layers)
-    return _EulerRollout.apply(cfg, h0, alpha, *_flow_params(model))
+    x = model.h0.new_zeros(model.n_members, 1, int(t_steps), 0)
+    return euler_scan(model, x, model.h0, model.spec.alpha, clamp=clamp)[:, 0]
 
 
 def _readout(model: RecurrentEnsemble, states: Tensor) -> Tensor:
@@ -487,14 +340,14 @@ def _oscillator_init(model: RecurrentEnsemble, e: int, kind: str, rotation: Tens
 def _build_ensemble(
     members: pd.DataFrame, flow: Mapping, gated: bool, targets: Targets, *, alpha: float, output_dim: int,
     init: str, device, dtype,
-) -> tuple[RecurrentEnsemble, Tensor | None, dict[int, int], dict[int, str]]:
+) -> tuple[RecurrentEnsemble, dict[int, int], dict[int, str]]:
     """One ensemble for all members, padded to the largest N.
 
     Each member is first initialised exactly as an unpadded model of its own N with its own
     seed (Xavier weights, h0 ~ N(0, 1)); with ``init='oscillator'`` its flow is then set to the
     block rotation of :func:`_rotation_flow` whose frequencies are spread over the band of its
-    target's K (:func:`_oscillator_init`). Returns (model, mask (E, 1, N_max) or None when all
-    members share N, parameter count per N, init kind per N).
+    target's K (:func:`_oscillator_init`). Returns (model, parameter count per N, init kind per
+    N); the padding of smaller members is all zeros (see :func:`_rollout`).
     """
     ns = sorted(members["n"].unique())
     n_max = int(ns[-1])
@@ -527,17 +380,11 @@ def _build_ensemble(
                 block = p_big[tidx]
                 block[(slice(None),) + tuple(slice(0, s) for s in p_small.shape[1:])] = p_small.to(block)
                 p_big[tidx] = block
-    mask = None
-    if len(ns) > 1:
-        m = torch.zeros(len(members), 1, n_max, device=big.W_o.device, dtype=dtype)
-        for e, n in enumerate(members["n"]):
-            m[e, :, :n] = 1
-        mask = m
-    return big, mask, n_params, kinds
+    return big, n_params, kinds
 
 
 def _train(
-    model: RecurrentEnsemble, mask: Tensor | None, y: Tensor, *, steps: int, lr: float, lr_schedule: str,
+    model: RecurrentEnsemble, y: Tensor, *, steps: int, lr: float, lr_schedule: str,
     weight_decay: float, grad_clip: float | None, clamp: float, log=None, label: str = "",
 ) -> dict[str, Any]:
     """Full-batch Adam(W) on each member's own target ``y`` (E, T, O); keeps the best R^2 seen.
@@ -563,7 +410,7 @@ def _train(
     for step in range(steps + 1):  # the last pass only evaluates the final parameters
         last = step == steps
         with torch.set_grad_enabled(not last):
-            states = _rollout(model, mask, t_steps, clamp)
+            states = _rollout(model, t_steps, clamp)
             out = _readout(model, states)
             r2 = _r2(out, y)
         with torch.no_grad():
@@ -631,11 +478,11 @@ def _fit_group(
     y_std = _standardise(targets.y)
     output_dim = y_std.shape[2]
     members = _group_members(ns, flow, gated, targets, restarts, seed)
-    model, mask, n_params, kinds = _build_ensemble(members, flow, gated, targets, alpha=alpha, output_dim=output_dim,
+    model, n_params, kinds = _build_ensemble(members, flow, gated, targets, alpha=alpha, output_dim=output_dim,
                                                    init=init, device=device, dtype=dtype)  # fmt: skip
     y = torch.as_tensor(y_std[members["row"].to_numpy()], device=model.W_o.device, dtype=dtype)
     label = f"expressivity {flow_label(flow)} {'gated' if gated else 'non-gated'} N={ns} ({len(members)} fits)"
-    res = _train(model, mask, y, steps=steps, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay,
+    res = _train(model, y, steps=steps, lr=lr, lr_schedule=lr_schedule, weight_decay=weight_decay,
                  grad_clip=grad_clip, clamp=clamp, log=log, label=label)  # fmt: skip
     members = members.assign(
         r2=res["best_r2"], r2_final=res["final_r2"], best_step=res["best_step"],
@@ -693,7 +540,7 @@ def fit_model_class(
 
     Args:
         n: phase-space dimension N, or a list of them: several N with the same flow field are
-            padded into one ensemble (masked units stay exactly 0, so each member is the
+            padded into one ensemble (padded units stay exactly 0, so each member is the
             unpadded model of its own N; batching is what makes the sweep affordable).
         flow: ``{"depth": L, "width": M, "activation": "linear"|"relu"|"tanh"}``; depth 0 is the
             single layer ``F = act(W h + b)`` with N units (``linear`` = the linear case).

@@ -47,7 +47,7 @@ def _act_back(act: str, grad: Tensor, out: Tensor) -> Tensor:
 
 def _unpack(cfg, params):
     """The first-layer (and gate) weight stacks [W; U; b] and the rest, from :func:`scan_params`."""
-    _, depth, gated, _ = cfg
+    _, depth, gated, _, _ = cfg
     c1 = torch.cat(params[0:3], 1)  # (E, N + I + 1, first)
     cz = torch.cat(params[3:6], 1) if gated else None  # (E, N + I + 1, N)
     rest = params[6:] if gated else params[3:]
@@ -60,7 +60,9 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
     """The Euler scan in column layout, without a graph.
 
     Args:
-        cfg: ``(activation, depth, gated, substeps)``.
+        cfg: ``(activation, depth, gated, substeps, clamp)``; ``clamp`` None, or a bound c
+            that every state is clipped to, [-c, c], after each sub-step (the expressivity
+            fits' guard against runaway rollouts; its gradient passes inside the bound only).
         h0: (E, N, B) initial state.
         xs: (T, E, I, B) inputs per bin (I may be 0).
         alpha: the Euler factor of one sub-step: a float or a (T, A, 1, B) tensor (A = 1 or E).
@@ -74,7 +76,7 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
         layer's activations a1s[k] (E, first, B), the hidden layers' hid[i][k] (E, M, B), and
         for a gnODE the gates zs[k] and flow values fs[k] (E, N, B).
     """
-    act, depth, gated, substeps = cfg
+    act, depth, gated, substeps, clamp = cfg
     actf = _ACT[act]
     c1, cz, hidden, w_out, b_out = _unpack(cfg, params)
     first = c1.shape[-1]
@@ -101,21 +103,21 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
     for j in range(k_steps):
         k = j // substeps
         cur = hx[j % slots]
-        if not keep and j % substeps == 0:
+        if not keep and n_in and j % substeps == 0:
             cur[:, n:n + n_in].copy_(xs[k])
         h = cur[:, :n]
         ak = alpha if float_alpha else alpha[k]
-        pre = torch.bmm(c_t, cur)  # (E, P, B)
+        pre = _mm(c_t, cur)  # (E, P, B)
         a = actf(pre[:, :first]) if gated else actf(pre)
         if keep:
             a1s.append(a)
         for i, (wk, bk) in enumerate(hidden_t):
-            a = actf(torch.bmm(wk, a).add_(bk))  # baddbmm would first copy the expanded bias
+            a = actf(_mm(wk, a).add_(bk))  # baddbmm would first copy the expanded bias
             if keep:
                 hid[i].append(a)
-        f = torch.bmm(w_out_t, a).add_(b_out_t) if depth >= 1 else a
+        f = _mm(w_out_t, a).add_(b_out_t) if depth >= 1 else a
         nxt = hx[(j + 1) % slots]
-        if not keep and j + 1 < k_steps and (j + 1) % substeps:
+        if not keep and n_in and j + 1 < k_steps and (j + 1) % substeps:
             nxt[:, n:n + n_in].copy_(cur[:, n:n + n_in])  # the next sub-step of the same bin
         out = nxt[:, :n]
         if gated:
@@ -128,9 +130,36 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
             torch.lerp(h, f, ak, out=out)
         else:
             torch.addcmul(h, ak, f - h, out=out)
+        if clamp is not None:
+            out.clamp_(-clamp, clamp)
         if not keep and (j + 1) % substeps == 0:
             states[k].copy_(out)
     return (states, (hx, a1s, hid, zs, fs)) if keep else states
+
+
+def _mm(a: Tensor, x: Tensor, acc: Tensor | None = None) -> Tensor:
+    """a @ x for a (E, P, R) and x (E, R, B), or added into ``acc`` in place.
+
+    For B = 1 (one sequence per member) it is computed as the row product (x^T a^T)^T: the
+    same numbers, but batched matrix-vector products with the vector on the right run ~10x
+    slower on the CPU than with the vector on the left (``benchmarks/README.md``, P1).
+    """
+    if x.shape[-1] != 1:
+        return torch.bmm(a, x) if acc is None else acc.baddbmm_(a, x)
+    # reshape, not transpose: a (E, 1, R) view with a row stride of 1 sends bmm to a slow path
+    prod = torch.bmm(x.reshape(x.shape[0], 1, -1), a.transpose(1, 2)).view(x.shape[0], -1, 1)
+    return prod if acc is None else acc.add_(prod)
+
+
+def _outer_sum(left, right) -> Tensor:
+    """sum_k left[k] @ right[k]^T over the steps k as one product: K tensors (E, X, B) and
+    K tensors (E, Y, B) (lists or a stacked (K, E, ., B)) -> (E, X, Y)."""
+    left, right = (torch.stack(list(v)) if not torch.is_tensor(v) else v for v in (left, right))
+
+    def flat(v: Tensor) -> Tensor:  # (K, E, X, B) -> (E, X, K * B)
+        return v.permute(1, 2, 0, 3).reshape(v.shape[1], v.shape[2], -1)
+
+    return torch.bmm(flat(left), flat(right).transpose(1, 2))
 
 
 class EulerScan(torch.autograd.Function):
@@ -156,7 +185,7 @@ class EulerScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_states):
-        act, depth, gated, substeps = ctx.cfg
+        act, depth, gated, substeps, clamp = ctx.cfg
         saved = ctx.saved_tensors
         params, hx = saved[: ctx.n_params], saved[ctx.n_params]
         k_steps = ctx.x_shape[0] * substeps
@@ -184,40 +213,79 @@ class EulerScan(torch.autograd.Function):
         gb_out = hx.new_zeros(e, n, b) if depth >= 1 else None
         g_x = hx.new_zeros(ctx.x_shape) if need_x else None
         g = hx.new_zeros(e, n, b)
+        # one sequence per member (B = 1, the expressivity fits): the per-step outer products
+        # are all call overhead, so keep the step gradients and form each weight gradient as one
+        # product over all steps at the end (4x faster there; with batches, accumulating per step
+        # keeps the memory flat)
+        defer = b == 1
+        steps_1, steps_z, steps_out = [], [], []
+        steps_hid = [[] for _ in range(n_hid)]
+        # the per-step factors that do not depend on g, computed for all steps at once (the
+        # same elementwise values; with batches they would double the memory of the backward)
+        inside = (hx[1:, :, :n].abs() < clamp).to(hx.dtype) if clamp is not None and defer else None
+        pre_gate = defer and gated and float_alpha
+        if pre_gate:
+            z_all = torch.stack(zs)  # (K, E, N, 1)
+            cf_all = alpha * z_all
+            dq_all = (torch.stack(fs) - hx[:k_steps, :, :n]).mul_(alpha)  # dh/dz = alpha (f - h)
         for j in range(k_steps - 1, -1, -1):
             k = j // substeps
             if (j + 1) % substeps == 0:
                 g.add_(g_states[k])  # g is this function's own buffer
+            if clamp is not None:  # dL/dh_{j+1} passes the clamp where it did not bind
+                g.mul_(inside[j] if defer else hx[j + 1][:, :n].abs() < clamp)
             ak = alpha if float_alpha else alpha[k]
             cur = hx[j]
-            cf = ak * zs[j] if gated else ak  # the Euler weight w of this step
+            cf = (cf_all[j] if pre_gate else ak * zs[j]) if gated else ak  # the Euler weight w of this step
             gf = g * cf  # dL/df, (E, N, B)
             if depth >= 1:
                 a_in = hid[-1][j] if n_hid else a1s[j]
-                gw_out_t.baddbmm_(gf, a_in.transpose(1, 2))
-                gb_out.add_(gf)
-                ga = torch.bmm(w_out, gf)  # (E, M, B)
+                if defer:
+                    steps_out.append(gf)
+                else:
+                    gw_out_t.baddbmm_(gf, a_in.transpose(1, 2))
+                    gb_out.add_(gf)
+                ga = _mm(w_out, gf)  # (E, M, B)
                 for i in range(n_hid - 1, -1, -1):
                     gp = _act_back(act, ga, hid[i][j])
                     a_in = hid[i - 1][j] if i > 0 else a1s[j]
-                    gw_hid[i].baddbmm_(a_in, gp.transpose(1, 2))
-                    gb_hid[i].add_(gp)
-                    ga = torch.bmm(hidden_w[i], gp)
+                    if defer:
+                        steps_hid[i].append(gp)
+                    else:
+                        gw_hid[i].baddbmm_(a_in, gp.transpose(1, 2))
+                        gb_hid[i].add_(gp)
+                    ga = _mm(hidden_w[i], gp)
             else:
                 ga = gf
             gp = _act_back(act, ga, a1s[j])  # (E, first, B)
-            gc1.baddbmm_(cur, gp.transpose(1, 2))
+            if defer:
+                steps_1.append(gp)
+            else:
+                gc1.baddbmm_(cur, gp.transpose(1, 2))
             c1_in = c1[:, : n + n_in] if need_x else c1[:, :n]
-            g_in = torch.bmm(c1_in, gp)  # dL/d[h; x] through the first layer
+            g_in = _mm(c1_in, gp)  # dL/d[h; x] through the first layer
             if gated:  # the gate's pre-activation q: dh/dq = alpha (f - h) z (1 - z)
-                u = (fs[j] - cur[:, :n]).mul_(g)
-                gq = torch.ops.aten.sigmoid_backward(u.mul_(ak), zs[j])
-                gcz.baddbmm_(cur, gq.transpose(1, 2))
-                g_in.baddbmm_(cz[:, : g_in.shape[1]], gq)
+                u = dq_all[j] * g if pre_gate else (fs[j] - cur[:, :n]).mul_(g).mul_(ak)
+                gq = torch.ops.aten.sigmoid_backward(u, zs[j])
+                if defer:
+                    steps_z.append(gq)
+                else:
+                    gcz.baddbmm_(cur, gq.transpose(1, 2))
+                _mm(cz[:, : g_in.shape[1]], gq, acc=g_in)
             if need_x:
                 g_x[k].add_(g_in[:, n:])
             g = g_in[:, :n].add_(g).sub_(gf)  # in place: fewer passes over memory
 
+        if defer:
+            cur_all = hx[:k_steps]
+            gc1 = _outer_sum(cur_all, steps_1[::-1])
+            gcz = _outer_sum(cur_all, steps_z[::-1]) if gated else None
+            for i in range(n_hid):
+                gw_hid[i] = _outer_sum(hid[i - 1] if i > 0 else a1s, steps_hid[i][::-1])
+                gb_hid[i] = torch.stack(steps_hid[i]).sum(0)
+            if depth >= 1:
+                gw_out_t = _outer_sum(steps_out[::-1], hid[-1] if n_hid else a1s)
+                gb_out = torch.stack(steps_out).sum(0)
         n_u = n + n_in
         grads = [gc1[:, :n], gc1[:, n:n_u], gc1[:, n_u:]]
         if gated:
@@ -243,7 +311,7 @@ def scan_params(model) -> list[Tensor]:
     return ps
 
 
-def euler_scan(model, x: Tensor, h0: Tensor, alpha) -> Tensor:
+def euler_scan(model, x: Tensor, h0: Tensor, alpha, clamp: float | None = None) -> Tensor:
     """States (E, B, T, N) of the Euler scan of a node/gnode ``model``.
 
     Runs :class:`EulerScan` when a gradient is needed and :func:`scan_columns` otherwise. The
@@ -254,11 +322,12 @@ def euler_scan(model, x: Tensor, h0: Tensor, alpha) -> Tensor:
         x: (E, B, T, I) inputs, held constant within each bin.
         h0: (E, B, N) initial state.
         alpha: the Euler factor of one sub-step: a float, or (E|1, B, T) per sample and bin.
+        clamp: None, or the bound c of every state, [-c, c] (see :func:`scan_columns`).
     """
     spec = model.spec
     if torch.is_tensor(alpha):
         alpha = alpha.detach().to(h0).permute(2, 0, 1).unsqueeze(2)  # (T, A, 1, B)
-    cfg = (spec.activation, spec.depth, spec.gated, int(spec.substeps))
+    cfg = (spec.activation, spec.depth, spec.gated, int(spec.substeps), None if clamp is None else float(clamp))
     params = scan_params(model)
     h0_t = h0.transpose(1, 2)
     xs = x.permute(2, 0, 3, 1)  # (T, E, I, B)

@@ -91,11 +91,12 @@ def test_rotation_init_puts_the_euler_map_on_the_unit_circle():
 def test_oscillator_init_makes_every_flow_the_same_rotation(flow, kind):
     tg = _targets([2], 1, t_steps=100, seed=0)
     members = ex._group_members([3, 4], flow, True, tg, 1, 0)
-    model, mask, _, kinds = ex._build_ensemble(members, flow, True, tg, alpha=0.1, output_dim=1, init="oscillator",
-                                               device=None, dtype=torch.float64)  # fmt: skip
+    model, _, kinds = ex._build_ensemble(members, flow, True, tg, alpha=0.1, output_dim=1, init="oscillator",
+                                         device=None, dtype=torch.float64)  # fmt: skip
     assert kinds == {3: kind, 4: kind}
     lo, hi = ex.frequency_band(2, **BAND)
-    h = torch.randn(2, 1, 4, dtype=torch.float64) * mask
+    h = torch.randn(2, 1, 4, dtype=torch.float64)
+    h[0, :, 3:] = 0  # member 0 has N = 3: its 4th unit is padding
     f = model.flow(h, {"U_1": model.b_1}).detach()
     for e, n in enumerate((3, 4)):
         rot = ex._rotation_flow(n, 0.05, np.array([(lo + hi) / 2] if n < 4 else [lo + (hi - lo) / 4, lo + 3 * (hi - lo) / 4]), 100)
@@ -324,28 +325,67 @@ def test_run_sweep_and_examples_tiny(tmp_path):
     assert all(p.exists() and p.stat().st_size > 1000 for p in written)
 
 
+def _rollout_autograd(model, t_steps: int, clamp: float):
+    """The reference rollout: the model's own ``flow`` and ``gate`` step by step, torch autograd."""
+    xp = {"U_1": model.b_1, **({"U_z": model.b_z} if model.spec.gated else {})}
+    h, states = model.h0, []
+    for _ in range(t_steps):
+        w = model.spec.alpha * (model.gate(h, xp) if model.spec.gated else 1.0)
+        h = torch.lerp(h, model.flow(h, xp), w).clamp(-clamp, clamp)
+        states.append(h)
+    return torch.stack(states, dim=2)[:, 0]
+
+
 @pytest.mark.parametrize(
     "flow,gated",
     [(LINEAR, True), ({"depth": 0, "width": 0, "activation": "tanh"}, False), ({"depth": 2, "width": 5, "activation": "relu"}, True)],
 )
-def test_hand_written_backward_matches_autograd(flow, gated):
+def test_rollout_matches_autograd_with_clamp_and_padding(flow, gated):
+    """The expressivity rollout (the shared Euler scan with a clamp) against autograd, on a padded
+    ensemble (N = 2 and 3) whose states hit the clamp; padded units and their gradients stay 0."""
     tg = _targets([1, 2], 1, t_steps=25, seed=0)
     members = ex._group_members([2, 3], flow, gated, tg, 1, 0)
-    model, mask, _, _ = ex._build_ensemble(members, flow, gated, tg, alpha=0.3, output_dim=1, init="xavier",
-                                        device=None, dtype=torch.float64)  # fmt: skip
+    model, _, _ = ex._build_ensemble(members, flow, gated, tg, alpha=0.3, output_dim=1, init="xavier",
+                                     device=None, dtype=torch.float64)  # fmt: skip
     with torch.no_grad():
         model.h0.mul_(4)  # large enough that some states hit the clamp below
     results = []
-    for fn in (ex._rollout_autograd, ex._rollout):
+    for fn in (_rollout_autograd, ex._rollout):
         model.zero_grad(set_to_none=True)
-        states = fn(model, mask, 25, 2.0)
+        states = fn(model, 25, 2.0)
         (ex._readout(model, states).pow(3).sum() + states.sin().sum()).backward()
         results.append((states.detach(), {n: p.grad for n, p in model.named_parameters() if p.numel()}))
     (s_ref, g_ref), (s_new, g_new) = results
     assert (s_ref.abs() >= 2.0).any()
+    n_members = len(members)
+    padded = [e for e in range(n_members) if members["n"].iloc[e] == 2]
+    assert padded and (s_new[padded, :, 2] == 0).all()
     torch.testing.assert_close(s_new, s_ref, rtol=0, atol=1e-12)
     for name, g in g_ref.items():
         torch.testing.assert_close(g_new[name], g, rtol=1e-9, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("flow", [LINEAR, {"depth": 2, "width": 5, "activation": "relu"}])
+def test_padded_units_stay_exactly_zero_through_training(flow):
+    """Padding (member N = 2 in an N = 3 ensemble) is all zeros, gets zero gradients and stays 0
+    under AdamW with weight decay and clipping: nothing masks it, so this is what keeps each
+    member the unpadded model of its own N."""
+    tg = _targets([1, 2], 1, t_steps=30, seed=0)
+    members = ex._group_members([2, 3], flow, True, tg, 1, 0)
+    model, _, _ = ex._build_ensemble(members, flow, True, tg, alpha=0.2, output_dim=1, init="xavier",
+                                     device=None, dtype=torch.float64)  # fmt: skip
+    y = torch.as_tensor(ex._standardise(tg.y)[members["row"].to_numpy()], dtype=torch.float64)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ex._train(model, y, steps=5, lr=0.05, lr_schedule="constant", weight_decay=0.1, grad_clip=1.0, clamp=1e3)
+    padded = [e for e in range(len(members)) if members["n"].iloc[e] == 2]
+    checked = 0
+    for name, p in model.named_parameters():
+        assert not torch.equal(p, before[name]) or name in ("U_1", "U_z"), name  # it trained
+        for dim in (1, 2):
+            if p.shape[dim] == 3:  # an N axis (the width is 5, the output 1)
+                assert (p[padded].select(dim, 2) == 0).all(), name
+                checked += 1
+    assert checked >= 6
 
 
 def test_non_finite_member_is_skipped_without_touching_the_others():
@@ -355,12 +395,12 @@ def test_non_finite_member_is_skipped_without_touching_the_others():
     y = torch.as_tensor(ex._standardise(tg.y), dtype=torch.float64)
     runs = []
     for poison in (False, True):
-        model, mask, _, _ = ex._build_ensemble(members, flow, True, tg, alpha=0.1, output_dim=1, init="oscillator",
-                                               device=None, dtype=torch.float64)  # fmt: skip
+        model, _, _ = ex._build_ensemble(members, flow, True, tg, alpha=0.1, output_dim=1, init="oscillator",
+                                         device=None, dtype=torch.float64)  # fmt: skip
         if poison:
             with torch.no_grad():
                 model.h0[0, 0, 0] = math.nan
-        runs.append(ex._train(model, mask, y, steps=6, lr=1e-2, lr_schedule="cosine", weight_decay=0.0,
+        runs.append(ex._train(model, y, steps=6, lr=1e-2, lr_schedule="cosine", weight_decay=0.0,
                               grad_clip=1.0, clamp=1e3))  # fmt: skip
     clean, poisoned = runs
     assert poisoned["skipped"].tolist() == [6, 0]

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 import torch
@@ -191,3 +192,27 @@ def test_realworld_settings_carry_the_matched_spec():
         validate_job_settings(RealworldTrainSettings, wrong)
     with pytest.raises(ConfigError, match="not a model spec"):
         validate_job_settings(RealworldTrainSettings, s.model_dump(mode="json") | {"spec": {"kind": "gnode"}})
+
+
+def test_expressivity_fits_equal_those_of_the_former_hand_written_rollout(tmp_path):
+    """The expressivity fits run on the models' shared Euler scan since 2026-12; before, on a
+    rollout with its own hand-written backward. The test profile's fits and examples, recorded
+    with that rollout (``data/expressivity_hand_written_rollout.json``), are reproduced to
+    float32 rounding: the same steps, clamp hits and skipped steps, R^2 within 1e-6."""
+    cfg = load_config_files([ROOT / p for p in CONFIGS["test"]])
+    ref = json.loads((DATA / "expressivity_hand_written_rollout.json").read_text())
+    for flow in (0, 1):
+        for gated in (0, 1):
+            out = tmp_path / f"fits_{flow}_{gated}.parquet"
+            _run("fit_expressivity", cfg, {"flow": flow, "gated": gated}, out_fits=out)
+            got, want = pd.read_parquet(out), ref[f"fits {flow} {gated}"]
+            for col in ("n", "k", "target", "best_step", "clamp_hits", "skipped_steps"):
+                assert got[col].tolist() == want[col], (flow, gated, col)
+            for col in ("r2", "r2_final"):
+                np.testing.assert_allclose(got[col], want[col], rtol=0, atol=1e-6, err_msg=f"{flow} {gated} {col}")
+    _run("examples_expressivity", cfg, {}, out_examples=tmp_path / "examples.parquet")
+    got, want = pd.read_parquet(tmp_path / "examples.parquet"), ref["examples"]
+    for col in ("n", "k", "t"):
+        assert got[col].tolist() == want[col]
+    np.testing.assert_allclose(got["output"], want["output"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got["r2"], want["r2"], rtol=0, atol=1e-6)

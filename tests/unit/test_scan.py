@@ -133,20 +133,28 @@ def test_scan_autonomous_matches_autograd(kind):
         torch.testing.assert_close(g[name], g_ref[name], rtol=1e-10, atol=1e-10, msg=name)
 
 
-@pytest.mark.parametrize("kind,alpha_tensor", [("gnode", False), ("node", True), ("gnode", True)])
-def test_gradcheck(kind, alpha_tensor):
+@pytest.mark.parametrize(
+    "kind,alpha_tensor,clamp,b",
+    [("gnode", False, None, 2), ("node", True, None, 2), ("gnode", True, None, 2), ("gnode", False, 0.7, 2),
+     # one sequence per member: the backward's other path (step gradients kept, one product at the end)
+     ("gnode", False, 0.7, 1), ("node", True, None, 1), ("gnode", True, None, 1)],
+)  # fmt: skip
+def test_gradcheck(kind, alpha_tensor, clamp, b):
     torch.manual_seed(2)
     model = _model(kind, 2, "tanh", 2, n=3, width=3)
-    e, b, t = 2, 2, 3
+    e, t = 2, 3
     xs = torch.randn(t, e, I, b, dtype=torch.float64, requires_grad=True)  # column layout
     h0 = torch.randn(e, 3, b, dtype=torch.float64, requires_grad=True)
     alpha = (0.1 + 0.2 * torch.rand(t, 1, 1, b, dtype=torch.float64)) if alpha_tensor else 0.2
     params = [q.detach().clone().requires_grad_(True) for q in scan_params(model)]
-    cfg = ("tanh", 2, kind == "gnode", 2)
+    cfg = ("tanh", 2, kind == "gnode", 2, clamp)
 
     def fn(h0, xs, *ps):
         return EulerScan.apply(cfg, h0, xs, alpha, *ps)
 
+    if clamp is not None:  # some states bind, none within the finite differences' reach of the bound
+        states = fn(h0, xs, *params).detach()
+        assert (states.abs() == clamp).any() and ((states.abs() - clamp).abs() > 1e-4).logical_or(states.abs() == clamp).all()
     assert torch.autograd.gradcheck(fn, (h0, xs, *params))
 
 
