@@ -162,6 +162,46 @@ def _outer_sum(left, right) -> Tensor:
     return torch.bmm(flat(left), flat(right).transpose(1, 2))
 
 
+class _StepSums:
+    """Per-key sums over the steps of the backward pass: outer products ``left @ right^T``
+    ((E, X, B) x (E, Y, B) -> (E, X, Y), the weight gradients, each kept in the orientation
+    whose output is wider) and plain sums (the bias gradients, (E, X, B)).
+
+    Accumulated step by step, which keeps the memory flat; or, with ``defer`` (one sequence per
+    member, B = 1), kept and formed at the end as one product over all steps: there the
+    per-step outer products are all call overhead (~4x faster on the expressivity fits).
+    """
+
+    def __init__(self, defer: bool):
+        self.defer = defer
+        self.sums: dict = {}
+        self.terms: dict = {}
+
+    def outer(self, key, left: Tensor, right: Tensor) -> None:
+        if self.defer:
+            self.terms.setdefault(key, []).append((left, right))
+            return
+        if key not in self.sums:
+            self.sums[key] = left.new_zeros(left.shape[0], left.shape[1], right.shape[1])
+        self.sums[key].baddbmm_(left, right.transpose(1, 2))
+
+    def add(self, key, g: Tensor) -> None:
+        if self.defer:
+            self.terms.setdefault(key, []).append(g)
+            return
+        if key not in self.sums:
+            self.sums[key] = torch.zeros_like(g)
+        self.sums[key].add_(g)
+
+    def __getitem__(self, key) -> Tensor:
+        if key in self.sums:
+            return self.sums[key]
+        terms = self.terms[key]
+        if isinstance(terms[0], tuple):  # in time order (the backward pass adds them last step first)
+            return _outer_sum([left for left, _ in terms[::-1]], [right for _, right in terms[::-1]])
+        return torch.stack(terms).sum(0)
+
+
 class EulerScan(torch.autograd.Function):
     """States (T, E, N, B) of the Euler scan in column layout; see :func:`scan_columns`.
 
@@ -186,15 +226,8 @@ class EulerScan(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g_states):
         act, depth, gated, substeps, clamp = ctx.cfg
-        saved = ctx.saved_tensors
-        params, hx = saved[: ctx.n_params], saved[ctx.n_params]
-        k_steps = ctx.x_shape[0] * substeps
-        per_step = saved[ctx.n_params + 1:]
-        n_hid = max(depth - 1, 0)
-        a1s = per_step[:k_steps]
-        hid = [per_step[k_steps * (1 + i): k_steps * (2 + i)] for i in range(n_hid)]
-        zs = per_step[k_steps * (1 + n_hid): k_steps * (2 + n_hid)]
-        fs = per_step[k_steps * (2 + n_hid):]
+        params, hx, a1s, hid, zs, fs = _saved(ctx)
+        k_steps, n_hid = len(a1s), len(hid)
         g_states = g_states.contiguous()  # arrives permuted from the (E, B, T, N) view
         alpha = ctx.alpha
         float_alpha = not torch.is_tensor(alpha)
@@ -203,30 +236,18 @@ class EulerScan(torch.autograd.Function):
         _, e, n_in, b = ctx.x_shape
         n = hx.shape[2] - n_in - 1
         need_x = ctx.needs_input_grad[2]
+        c1_in = c1[:, : n + n_in] if need_x else c1[:, :n]
 
-        # accumulators in the orientation whose output is wider (see the module docstring)
-        gc1 = torch.zeros_like(c1)  # (E, N + I + 1, first): [h; x; 1] @ gp^T
-        gcz = torch.zeros_like(cz) if gated else None
-        gw_hid = [torch.zeros_like(wk) for wk in hidden_w]  # (E, M, M)
-        gb_hid = [torch.zeros_like(a[0]) for a in hid]  # (E, M, B), summed over B at the end
-        gw_out_t = w_out.new_zeros(w_out.shape[0], w_out.shape[2], w_out.shape[1]) if depth >= 1 else None
-        gb_out = hx.new_zeros(e, n, b) if depth >= 1 else None
+        defer = b == 1  # one sequence per member (the expressivity fits): see _StepSums
+        sums = _StepSums(defer)
         g_x = hx.new_zeros(ctx.x_shape) if need_x else None
         g = hx.new_zeros(e, n, b)
-        # one sequence per member (B = 1, the expressivity fits): the per-step outer products
-        # are all call overhead, so keep the step gradients and form each weight gradient as one
-        # product over all steps at the end (4x faster there; with batches, accumulating per step
-        # keeps the memory flat)
-        defer = b == 1
-        steps_1, steps_z, steps_out = [], [], []
-        steps_hid = [[] for _ in range(n_hid)]
-        # the per-step factors that do not depend on g, computed for all steps at once (the
-        # same elementwise values; with batches they would double the memory of the backward)
+        # with B = 1, the per-step factors that do not depend on g are computed for all steps at
+        # once (the same elementwise values; with batches they would double the backward's memory)
         inside = (hx[1:, :, :n].abs() < clamp).to(hx.dtype) if clamp is not None and defer else None
         pre_gate = defer and gated and float_alpha
         if pre_gate:
-            z_all = torch.stack(zs)  # (K, E, N, 1)
-            cf_all = alpha * z_all
+            cf_all = alpha * torch.stack(zs)  # (K, E, N, 1)
             dq_all = (torch.stack(fs) - hx[:k_steps, :, :n]).mul_(alpha)  # dh/dz = alpha (f - h)
         for j in range(k_steps - 1, -1, -1):
             k = j // substeps
@@ -238,63 +259,57 @@ class EulerScan(torch.autograd.Function):
             cur = hx[j]
             cf = (cf_all[j] if pre_gate else ak * zs[j]) if gated else ak  # the Euler weight w of this step
             gf = g * cf  # dL/df, (E, N, B)
+            ga = gf
             if depth >= 1:
-                a_in = hid[-1][j] if n_hid else a1s[j]
-                if defer:
-                    steps_out.append(gf)
-                else:
-                    gw_out_t.baddbmm_(gf, a_in.transpose(1, 2))
-                    gb_out.add_(gf)
+                sums.outer("W_out^T", gf, hid[-1][j] if n_hid else a1s[j])
+                sums.add("b_out", gf)
                 ga = _mm(w_out, gf)  # (E, M, B)
                 for i in range(n_hid - 1, -1, -1):
                     gp = _act_back(act, ga, hid[i][j])
-                    a_in = hid[i - 1][j] if i > 0 else a1s[j]
-                    if defer:
-                        steps_hid[i].append(gp)
-                    else:
-                        gw_hid[i].baddbmm_(a_in, gp.transpose(1, 2))
-                        gb_hid[i].add_(gp)
+                    sums.outer(("W", i), hid[i - 1][j] if i > 0 else a1s[j], gp)
+                    sums.add(("b", i), gp)
                     ga = _mm(hidden_w[i], gp)
-            else:
-                ga = gf
             gp = _act_back(act, ga, a1s[j])  # (E, first, B)
-            if defer:
-                steps_1.append(gp)
-            else:
-                gc1.baddbmm_(cur, gp.transpose(1, 2))
-            c1_in = c1[:, : n + n_in] if need_x else c1[:, :n]
+            sums.outer("c1", cur, gp)
             g_in = _mm(c1_in, gp)  # dL/d[h; x] through the first layer
             if gated:  # the gate's pre-activation q: dh/dq = alpha (f - h) z (1 - z)
                 u = dq_all[j] * g if pre_gate else (fs[j] - cur[:, :n]).mul_(g).mul_(ak)
                 gq = torch.ops.aten.sigmoid_backward(u, zs[j])
-                if defer:
-                    steps_z.append(gq)
-                else:
-                    gcz.baddbmm_(cur, gq.transpose(1, 2))
+                sums.outer("cz", cur, gq)
                 _mm(cz[:, : g_in.shape[1]], gq, acc=g_in)
             if need_x:
                 g_x[k].add_(g_in[:, n:])
             g = g_in[:, :n].add_(g).sub_(gf)  # in place: fewer passes over memory
+        return (None, g, g_x, None, *_param_grads(sums, n, n + n_in, gated, n_hid, depth))
 
-        if defer:
-            cur_all = hx[:k_steps]
-            gc1 = _outer_sum(cur_all, steps_1[::-1])
-            gcz = _outer_sum(cur_all, steps_z[::-1]) if gated else None
-            for i in range(n_hid):
-                gw_hid[i] = _outer_sum(hid[i - 1] if i > 0 else a1s, steps_hid[i][::-1])
-                gb_hid[i] = torch.stack(steps_hid[i]).sum(0)
-            if depth >= 1:
-                gw_out_t = _outer_sum(steps_out[::-1], hid[-1] if n_hid else a1s)
-                gb_out = torch.stack(steps_out).sum(0)
-        n_u = n + n_in
-        grads = [gc1[:, :n], gc1[:, n:n_u], gc1[:, n_u:]]
-        if gated:
-            grads += [gcz[:, :n], gcz[:, n:n_u], gcz[:, n_u:]]
-        for i in range(n_hid):
-            grads += [gw_hid[i], gb_hid[i].sum(-1).unsqueeze(1)]
-        if depth >= 1:
-            grads += [gw_out_t.transpose(1, 2), gb_out.sum(-1).unsqueeze(1)]
-        return (None, g, g_x, None, *grads)
+
+def _saved(ctx):
+    """What :meth:`EulerScan.forward` saved: params, hx, and per step a1s, hid[i], zs, fs."""
+    _, depth, _, substeps, _ = ctx.cfg
+    saved = ctx.saved_tensors
+    params, hx = saved[: ctx.n_params], saved[ctx.n_params]
+    k_steps = ctx.x_shape[0] * substeps
+    per_step = saved[ctx.n_params + 1:]
+    n_hid = max(depth - 1, 0)
+    a1s = per_step[:k_steps]
+    hid = [per_step[k_steps * (1 + i): k_steps * (2 + i)] for i in range(n_hid)]
+    zs = per_step[k_steps * (1 + n_hid): k_steps * (2 + n_hid)]
+    fs = per_step[k_steps * (2 + n_hid):]
+    return params, hx, a1s, hid, zs, fs
+
+
+def _param_grads(sums: _StepSums, n: int, n_u: int, gated: bool, n_hid: int, depth: int) -> list[Tensor]:
+    """The gradients of :func:`scan_params` from the backward pass's sums (``n_u`` = N + I)."""
+    gc1 = sums["c1"]  # (E, N + I + 1, first): [h; x; 1] @ gp^T
+    grads = [gc1[:, :n], gc1[:, n:n_u], gc1[:, n_u:]]
+    if gated:
+        gcz = sums["cz"]
+        grads += [gcz[:, :n], gcz[:, n:n_u], gcz[:, n_u:]]
+    for i in range(n_hid):
+        grads += [sums[("W", i)], sums[("b", i)].sum(-1).unsqueeze(1)]
+    if depth >= 1:
+        grads += [sums["W_out^T"].transpose(1, 2), sums["b_out"].sum(-1).unsqueeze(1)]
+    return grads
 
 
 def scan_params(model) -> list[Tensor]:
