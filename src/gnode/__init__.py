@@ -25,7 +25,7 @@ _LAZY = {
     "SequenceData": "gnode.training",
     "fit": "gnode.training",
     "Config": "gnode.config",
-    "ConfigError": "gnode.config",
+    "ConfigError": "gnode.strict",
     "validate_config": "gnode.config",
     "find_fixed_points": "gnode.fixed_points",
     "read_table": "gnode.io",

@@ -18,7 +18,6 @@ import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     ValidationError,
@@ -27,34 +26,35 @@ from pydantic import (
 )
 
 from gnode.models import ACTIVATIONS, CONTINUOUS_KINDS, INITIAL_STATES, INITS, MODEL_KINDS, SOLVERS, ModelSpec
+from gnode.strict import (  # noqa: F401 (re-exported: part of this module, see gnode.strict)
+    ConfigError,
+    FigureSettings,
+    FlipflopDataSettings,
+    PosInt,
+    Seed,
+    Strict,
+    _allowed,
+    _is_union_tag,
+    _loc,
+    _shown,
+    check_flipflop_trials,
+    validate_job_settings,
+)
 from gnode.tasks.flipflop import VARIANTS
 from gnode.training import SELECT_EVERY
 
 ModelKind = Literal[MODEL_KINDS]  # type: ignore[valid-type]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$", max_length=64)]
-PosInt = Annotated[int, Field(ge=1, le=1_000_000_000)]
 # Upper bounds refuse typos like 1e9 with a message (the plan-time memory estimate in
 # gnode.resources refuses what is in bounds but does not fit the machine).
 Size = Annotated[int, Field(ge=1, le=65_536, description="a phase-space dimension N")]
 Epochs = Annotated[int, Field(ge=1, le=100_000)]
 BatchSize = Annotated[int, Field(ge=1, le=1_000_000)]
 Count = Annotated[int, Field(ge=1, le=100_000_000)]
-Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 LearningRate = Annotated[float, Field(gt=0, le=1)]
 Decay = Annotated[float, Field(ge=0, le=10)]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 DType = Literal["float32", "float64"]
-
-
-class Strict(BaseModel):
-    """Base of every config model: unknown keys, non-finite floats and type coercion are errors.
-
-    Strict mode keeps YAML's types honest: ``true`` is not the integer 1, ``"600"`` is not 600,
-    ``1.5`` is not an integer (an integer is accepted where a float is expected). No setting of
-    this configuration means anything at infinity or NaN, so no float accepts them.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class FlowSettings(Strict):
@@ -103,10 +103,7 @@ class FlipFlopData(Strict):
 
     @model_validator(mode="after")
     def _split_fits(self):
-        if self.n_train >= self.n_trials:
-            raise ValueError(f"n_train ({self.n_train}) must be smaller than n_trials ({self.n_trials})")
-        if self.pulse_width > self.n_bins:
-            raise ValueError(f"pulse_width ({self.pulse_width}) exceeds n_bins ({self.n_bins})")
+        check_flipflop_trials(self.n_trials, self.n_train, self.n_bins, self.pulse_width)
         return self
 
 
@@ -230,6 +227,10 @@ class FlipFlopSettings(Strict):
     claims: FlipFlopClaims = Field(default_factory=FlipFlopClaims)
 
 
+# R2 a class must reach at K: a number, or "adaptive" (1 - 1/(2K))
+Threshold = Annotated[float, Field(gt=0, le=1)] | Literal["adaptive"]
+
+
 class ExpressivityFlow(Strict):
     """One flow-field class of the expressivity sweep (list them simplest to richest)."""
 
@@ -264,8 +265,9 @@ class ExpressivityClaims(Strict):
     )
 
 
-class ExpressivitySettings(Strict):
-    """The expressivity measure and its sweep (docs/expressivity.md documents every key)."""
+class ExpressivitySweep(Strict):
+    """The expressivity measure and its sweep, without the claims thresholds (what the fits and
+    scores depend on: the scoring job's ``sweep``)."""
 
     n: list[Size] = Field(min_length=1, description="phase-space dimensions N of the sweep")
     flows: list[ExpressivityFlow] = Field(min_length=1, description="flow fields, simplest to richest")
@@ -286,10 +288,15 @@ class ExpressivitySettings(Strict):
     lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule")
     weight_decay: float = Field(0.0, ge=0, le=10, description="AdamW weight decay")
     grad_clip: float = Field(1.0, gt=0, le=1e6, description="gradient-norm clip per fit")
-    threshold: Annotated[float, Field(gt=0, le=1)] | Literal["adaptive"] = Field(
+    threshold: Threshold = Field(
         "adaptive", description="R2 a class must reach at K: a number, or adaptive = 1 - 1/(2K)"
     )
     max_members: int = Field(256, ge=1, le=100_000, description="fits batched in one ensemble at most")
+
+
+class ExpressivitySettings(ExpressivitySweep):
+    """The expressivity measure and its sweep (docs/expressivity.md documents every key)."""
+
     claims: ExpressivityClaims = Field(default_factory=ExpressivityClaims)
 
 
@@ -484,11 +491,6 @@ class TrainabilitySettings(Strict):
         return self
 
 
-class FigureSettings(Strict):
-    formats: list[Literal["png", "pdf", "svg"]] = Field(["png", "pdf"], min_length=1, description="file types")
-    dpi: int = Field(150, ge=50, le=600, description="resolution of raster figures")
-
-
 class Config(Strict):
     """The whole configuration of a run (config/config.yaml, overlays via --configfile)."""
 
@@ -513,9 +515,11 @@ class Config(Strict):
 # (gnode.jobs) and handed to the study function. No field has a default (but the flow of a
 # discrete model, absent): every value comes from the Config, whose models above are the one
 # place of defaults. The field order is the order of the params (a different order is a
-# different repr: every job would re-run). Still plain dicts: the data jobs' settings (the
-# flip-flop data job must not import this module: editing a model would re-generate the
-# data), the claims, summary and figure jobs'.
+# different repr: every job would re-run). The classes of the jobs that must not import this
+# module (the flip-flop data job: editing a model would re-generate the data; the figure jobs)
+# are in gnode.strict and re-exported here: FlipflopDataSettings, FigureSettings. The claims
+# and summary jobs whose settings are one config model take that model (FigureSettings,
+# RealWorldClaims, ExpressivityClaims, ExpressivitySweep).
 
 
 class RunSettings(Strict):
@@ -643,20 +647,67 @@ class FlipflopAnalysisSettings(Strict):
 
 class ExpressivityFitSettings(JobSettings):
     """One expressivity fitting job: the sweep restricted to its flow field and gating (the
-    examples job: the whole sweep)."""
+    examples job: the whole sweep), without the claims thresholds (no fit depends on them, so
+    changing one re-runs no fit)."""
 
-    sweep: ExpressivitySettings
-
-
-class ConfigError(ValueError):
-    """A configuration that does not validate; the message lists every problem."""
+    sweep: ExpressivitySweep
 
 
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+class RealworldDataSettings(Strict):
+    """One real-world data job: one task's data (the task's data keys, the source of its dataset
+    in config ``data``, the base seed)."""
+
+    task: Name
+    dataset: Dataset
+    seed: Seed = Field(description="base seed (Config.seed)")
+    drop_rate: float = Field(ge=0, lt=1)
+    max_per_class: Count | None
+    limit: SplitLimits
+    standardize: StrictBool
+    # a dict with `verify` is only a WalkerSource; one without it validates as both and takes
+    # the first (pydantic's smart union): checked against the dataset below
+    source: DatasetSource | WalkerSource
+    cache_dir: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if isinstance(self.source, WalkerSource) != (self.dataset == "walker2d"):
+            raise ValueError(f"source: verify is a key of dataset walker2d's source only (dataset {self.dataset!r})")
+        if self.drop_rate and self.dataset != "character_trajectories":
+            raise ValueError("drop_rate applies to dataset character_trajectories only")
+        if self.max_per_class is not None and self.dataset != "speech_commands":
+            raise ValueError("max_per_class applies to dataset speech_commands only")
+        return self
+
+
+class FlipflopClaimsSettings(Strict):
+    """The flip-flop claims job: the experiments (the order of the job's input lists), their tasks
+    and the thresholds."""
+
+    experiments: list[Name] = Field(min_length=1, description="experiment names, in the order of the input lists")
+    tasks: dict[Name, Literal[VARIANTS]]  # type: ignore[valid-type]
+    thresholds: FlipFlopClaims
+
+    @model_validator(mode="after")
+    def _a_task_per_experiment(self):
+        if len(set(self.experiments)) != len(self.experiments):
+            raise ValueError(f"experiments lists a name twice: {self.experiments}")
+        if set(self.tasks) != set(self.experiments):
+            raise ValueError(f"tasks must name exactly the experiments {self.experiments}, not {list(self.tasks)}")
+        return self
+
+
+class TrainabilitySummarySettings(Strict):
+    """The trainability summary job: the training epochs and the claims thresholds."""
+
+    epochs: PosInt
+    claims: TrainabilityClaims
+
+    @model_validator(mode="after")
+    def _compare_within_training(self):
+        if self.claims.compare_epoch > self.epochs:
+            raise ValueError(f"claims.compare_epoch ({self.claims.compare_epoch}) exceeds epochs ({self.epochs})")
+        return self
 
 
 def _model_of(ann) -> type[BaseModel] | None:
@@ -705,40 +756,6 @@ def _bounds(loc: tuple) -> str:
     return " and ".join(parts)
 
 
-# pydantic names the member of a union (float | "adaptive", int | None) as the last parts of
-# an error's location; they are no config keys
-def _is_union_tag(part) -> bool:
-    return isinstance(part, str) and (
-        part in {"int", "float", "str", "bool", "none", "list", "dict"}
-        or part.startswith(("literal[", "function-", "constrained-"))
-    )
-
-
-def _shown(value) -> str:
-    return json.dumps(value, default=str) if not isinstance(value, (dict, list)) else type(value).__name__
-
-
-def _allowed(e: dict, loc: tuple = ()) -> str:
-    ctx = e.get("ctx") or {}
-    if "expected" in ctx:
-        return f"allowed: {ctx['expected']}"
-    detail = e["msg"]
-    if e["type"] == "finite_number" and (bounds := _bounds(loc)):
-        detail += f" ({bounds})"
-    value = e.get("input")
-    if e["type"] in ("float_type", "int_type") and isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            float(value)
-            if re.fullmatch(r"[+-]?[0-9]+[eE][+-]?[0-9]+", value.strip()):
-                # YAML 1.1 (PyYAML, Snakemake) reads 1e-6 as text; 1.0e-6 is a number
-                detail += " (YAML reads this as text: write the number with a dot and a signed exponent, e.g. 1.0e-6)"
-            else:
-                detail += " (a number written as text: remove the quotes)"
-    if e["type"] in ("int_type", "int_from_float") and isinstance(value, bool):
-        detail += " (true/false are not numbers here)"
-    return detail
-
-
 def format_errors(err: ValidationError, source: str | None = None) -> str:
     """One line per bad key: the key, the value given and what is allowed.
 
@@ -763,7 +780,7 @@ def format_errors(err: ValidationError, source: str | None = None) -> str:
             merged.setdefault(key, []).append(f"config key '{key}': required but missing")
             continue
         what = "not an allowed name here" if is_key else f"got {_shown(e.get('input'))}"
-        merged.setdefault(key, []).append((what, _allowed(e, loc)))
+        merged.setdefault(key, []).append((what, _allowed(e, _bounds(loc) if kind == "finite_number" else "")))
     lines = []
     for key, items in merged.items():
         plain = [i for i in items if isinstance(i, str)]
@@ -787,25 +804,6 @@ def validate_config(raw: dict, source: str | None = None) -> Config:
         return Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_errors(err, source)) from None
-
-
-def validate_job_settings(cls: type[Strict], settings) -> Strict:
-    """One job's settings (its rule's params: plain data) validated into ``cls`` (a class of the
-    job settings above); a bad one is a :class:`ConfigError` naming each bad key."""
-    try:
-        return cls.model_validate(settings)
-    except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = _loc(tuple(p for p in e["loc"] if not _is_union_tag(p)))
-            if e["type"] == "extra_forbidden":
-                what = "unknown key"
-            elif e["type"] == "missing":
-                what = "required but missing"
-            else:
-                what = f"got {_shown(e.get('input'))}; {_allowed(e)}"
-            lines.append(f"settings key '{key}': {what}")
-        raise ConfigError(f"invalid {cls.__name__}:\n  " + "\n  ".join(dict.fromkeys(lines))) from None
 
 
 # ------------------------------------------------------------------ config files

@@ -5,9 +5,10 @@ Each workflow script calls one of these (``gnode.jobs.train_flipflop(...)``), an
 A job's arguments, by kind:
 
 - before ``*``: its settings (the rule's ``params``, planned from the config by :mod:`gnode.plan`;
-  ``settings``, ``run``, ``figures``, ...) and the wildcards it needs (``n``), in that order; the
-  training and fitting jobs validate their settings once, into their class of
-  :class:`gnode.config.JobSettings`, and hand that object to the study function;
+  ``settings``, ``run``, ``figures``, ...) and the wildcards it needs (``n``), in that order; a
+  job validates each settings argument once (``validate_job_settings``), into its class in
+  :mod:`gnode.config` (or :mod:`gnode.strict`, for the jobs that must not import the config; a
+  plain value by its type), and hands the typed object to the study or plotting function;
 - keyword ``out_<name>``: the output files (the rule's ``output.<name>``);
 - other keyword arguments: the input files (``Paths``: a list of them); ``checkpoints`` (folder
   to resume from) and ``code`` (the code hash that a checkpoint must match) for the training jobs.
@@ -93,8 +94,12 @@ def _concat(paths: Paths):
 
 
 def _figure_options(figures: dict) -> dict:
-    """The keyword arguments every figure function takes from the config's ``figures``."""
-    return {"formats": list(figures["formats"]), "dpi": figures["dpi"]}
+    """The keyword arguments every figure function takes from the config's ``figures`` (validated
+    here: gnode.strict, which the figure jobs import instead of gnode.config)."""
+    from gnode.strict import FigureSettings, validate_job_settings
+
+    typed = validate_job_settings(FigureSettings, figures)
+    return {"formats": list(typed.formats), "dpi": typed.dpi}
 
 
 # --- flip-flop study ------------------------------------------------------------------------
@@ -103,9 +108,10 @@ def _figure_options(figures: dict) -> dict:
 @job(task=str)
 def prepare_flipflop_data(settings: dict, *, out_data: PathLike) -> None:
     """Generate one flip-flop task's trials (one row per trial x bin x channel)."""
+    from gnode.strict import FlipflopDataSettings, validate_job_settings  # not gnode.config: see gnode.strict
     from gnode.studies import flipflop_data
 
-    flipflop_data.prepare_data(settings, out_data)
+    flipflop_data.prepare_data(validate_job_settings(FlipflopDataSettings, settings), out_data)
 
 
 @job(experiment=str, model=str, n=int)
@@ -223,7 +229,8 @@ def plot_flipflop_overview(figures: dict, *, evaluations: Paths, out_test_loss: 
     """Draw the test loss of every model on every flip-flop task (one panel per experiment)."""
     from gnode.plotting import flipflop as plots
 
-    plots.test_loss_per_model(_concat(evaluations), out_test_loss, **_figure_options(figures))
+    opts = _figure_options(figures)
+    plots.test_loss_per_model(_concat(evaluations), out_test_loss, **opts)
 
 
 @job()
@@ -238,11 +245,12 @@ def claims_flipflop(
     out_html: PathLike,
 ) -> None:
     """Test the flip-flop findings: one claims row per finding and experiment (the lists
-    parallel to ``settings["experiments"]``)."""
+    parallel to the settings' ``experiments``)."""
+    from gnode.config import FlipflopClaimsSettings, validate_job_settings
     from gnode.studies import flipflop_claims
 
-    flipflop_claims.claims_job(settings, summary, list(settings["experiments"]), list(fixed_points), list(memory),
-                               list(data), out_claims, out_html)
+    typed = validate_job_settings(FlipflopClaimsSettings, settings)
+    flipflop_claims.claims_job(typed, summary, list(fixed_points), list(memory), list(data), out_claims, out_html)
 
 
 # --- expressivity study ---------------------------------------------------------------------
@@ -263,9 +271,12 @@ def score_expressivity(
     sweep: dict, thresholds: dict, *, fits: Paths, out_scores: PathLike, out_claims: PathLike
 ) -> None:
     """Score the expressivity sweep: K* and AUC per class, and the claims rows."""
+    from gnode.config import ExpressivityClaims, ExpressivitySweep, validate_job_settings
     from gnode.studies import expressivity_scores
 
-    expressivity_scores.score_job(sweep, thresholds, list(fits), out_scores, out_claims)
+    expressivity_scores.score_job(validate_job_settings(ExpressivitySweep, sweep),
+                                  validate_job_settings(ExpressivityClaims, thresholds), list(fits), out_scores,
+                                  out_claims)
 
 
 @job()
@@ -280,7 +291,7 @@ def examples_expressivity(settings: dict, *, out_examples: PathLike) -> None:
 
 @job()
 def plot_expressivity(
-    threshold,
+    threshold: float | str,
     *,
     fits: Paths,
     scores: PathLike,
@@ -292,10 +303,11 @@ def plot_expressivity(
     out_examples: PathLike,
 ) -> None:
     """Draw the expressivity figures: score heatmaps, iso-expressivity, score vs parameters, R2(K), examples."""
+    from gnode.config import Threshold, validate_job_settings
     from gnode.plotting import expressivity
 
     out = {"heatmaps": out_heatmaps, "iso": out_iso, "params": out_params, "r2": out_r2, "examples": out_examples}
-    expressivity.plot_job(list(fits), scores, examples, out, threshold)
+    expressivity.plot_job(list(fits), scores, examples, out, validate_job_settings(Threshold, threshold, "threshold"))
 
 
 # --- real-world benchmarks ------------------------------------------------------------------
@@ -304,9 +316,10 @@ def plot_expressivity(
 @job(task=str)
 def prepare_realworld_data(settings: dict, *, out_data: PathLike) -> None:
     """Prepare one real-world task's data (local copy, else download) as one Parquet table."""
+    from gnode.config import RealworldDataSettings, validate_job_settings
     from gnode.studies import realworld
 
-    realworld.prepare_data(settings, out_data)
+    realworld.prepare_data(validate_job_settings(RealworldDataSettings, settings), out_data)
 
 
 @job(task=str, model=str)
@@ -333,9 +346,11 @@ def summarise_realworld(
     thresholds: dict, *, evaluations: Paths, out_summary: PathLike, out_claims: PathLike, out_html: PathLike
 ) -> None:
     """Gather the real-world evaluations into the summary (mean and sd over seeds) and claims tables."""
+    from gnode.config import RealWorldClaims, validate_job_settings
     from gnode.studies import realworld_summary
 
-    realworld_summary.summarise_job(thresholds, list(evaluations), out_summary, out_claims, out_html)
+    typed = validate_job_settings(RealWorldClaims, thresholds)
+    realworld_summary.summarise_job(typed, list(evaluations), out_summary, out_claims, out_html)
 
 
 @job()
@@ -343,7 +358,8 @@ def plot_realworld(figures: dict, *, evaluations: Paths, histories: Paths, out_f
     """Draw the figure of one real-world task: test metric per model over seeds, validation curves."""
     from gnode.plotting import realworld as plots
 
-    plots.task_figure(_concat(evaluations), _concat(histories), out_figure, **_figure_options(figures))
+    opts = _figure_options(figures)
+    plots.task_figure(_concat(evaluations), _concat(histories), out_figure, **opts)
 
 
 # --- trainability study ---------------------------------------------------------------------
@@ -388,13 +404,15 @@ def summarise_trainability(
 ) -> None:
     """Gather the trainability jobs' tables (one file per job each); add epochs to the threshold;
     write the summary and the claims."""
+    from gnode.config import TrainabilitySummarySettings, validate_job_settings
     from gnode.studies import trainability_summary
 
     inputs = {"members": list(members), "history": list(history), "propagation": list(propagation),
               "spectrum": list(spectrum)}
     out = {"members": out_members, "history": out_history, "propagation": out_propagation, "spectrum": out_spectrum,
            "summary": out_summary, "html": out_html, "claims": out_claims}
-    trainability_summary.summarise_job(inputs, settings, out)
+    typed = validate_job_settings(TrainabilitySummarySettings, settings)
+    trainability_summary.summarise_job(inputs, typed, out)
 
 
 @job()
@@ -412,10 +430,12 @@ def plot_trainability(
     """Draw the trainability figures: learning curves, diagnostics at init, final loss per cell."""
     from gnode.io import read_table
     from gnode.plotting import trainability as plots
+    from gnode.strict import PosInt, validate_job_settings
 
     opts = _figure_options(figures)
+    epoch = validate_job_settings(PosInt, compare_epoch, "compare_epoch")
     members_table = read_table(members)
-    plots.learning_curves(read_table(history), out_learning_curves, compare_epoch=compare_epoch, **opts)
+    plots.learning_curves(read_table(history), out_learning_curves, compare_epoch=epoch, **opts)
     plots.init_diagnostics(members_table, read_table(propagation), out_init, **opts)
     plots.final_loss(members_table, out_final_loss, **opts)
 

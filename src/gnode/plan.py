@@ -3,9 +3,10 @@
 One function per rule that has settings, named after the rule (:mod:`gnode.jobs`), taking the
 validated config and the rule's wildcards and returning ``{param: value}``: the rule's
 ``params`` (the rules read them through :func:`job_params`) and the settings arguments of the
-job function. The settings of the training, fitting and analysis jobs are typed (one class per
-job kind in :mod:`gnode.config`): built here, passed as their ``model_dump(mode="json")`` (plain
-data), validated once in the job. ``python -m gnode <job> --config ...`` plans with the same
+job function. Every job's settings are typed (one class per job kind in :mod:`gnode.config`, or
+the config's own model where that is all a job takes): built here (the data jobs': by their
+study module), passed as their ``model_dump(mode="json")`` (plain data), validated once in the
+job. ``python -m gnode <job> --config ...`` plans with the same
 functions, so a job run by hand gets exactly the settings Snakemake would give it. Also here:
 the job lists.
 """
@@ -18,11 +19,15 @@ from collections.abc import Callable, Mapping
 from gnode.config import (
     Config,
     ExpressivityFitSettings,
+    ExpressivitySweep,
+    FigureSettings,
     FlipflopAnalysisSettings,
+    FlipflopClaimsSettings,
     FlipflopTrainSettings,
-    JobSettings,
     RealworldTrainSettings,
     RunSettings,
+    Strict,
+    TrainabilitySummarySettings,
     TrainabilityTrainSettings,
 )
 from gnode.jobs import JOBS
@@ -61,11 +66,9 @@ def _run(cfg: Config) -> dict:
     return {"seed": cfg.seed, "device": cfg.device, "dtype": cfg.dtype}
 
 
-def _dump(settings: JobSettings | RunSettings) -> dict:
-    """A job's settings as the plain data of the rule's params (an expressivity sweep without its
-    claims thresholds: no fit depends on them, so changing one re-runs no fit)."""
-    exclude = {"sweep": {"claims"}} if isinstance(settings, ExpressivityFitSettings) else None
-    return settings.model_dump(mode="json", exclude=exclude)
+def _dump(settings: Strict) -> dict:
+    """A job's settings as the plain data of the rule's params."""
+    return settings.model_dump(mode="json")
 
 
 def flipflop_train_settings(cfg: Config, experiment: str, model: str) -> FlipflopTrainSettings:
@@ -113,7 +116,7 @@ def expressivity_fit_settings(
     cfg: Config, flow: int | None = None, gated: bool | None = None
 ) -> ExpressivityFitSettings:
     """The sweep restricted to one flow field (index into ``flows``) and gating; None: all of them."""
-    sweep = cfg.expressivity
+    sweep = expressivity_sweep(cfg)
     if flow is not None:
         sweep = sweep.model_copy(update={"flows": [sweep.flows[flow]]})
     if gated is not None:
@@ -126,8 +129,24 @@ def run_settings(cfg: Config) -> RunSettings:
     return RunSettings(device=cfg.device, dtype=cfg.dtype)
 
 
-def figure_settings(cfg: Config) -> dict:
-    return cfg.figures.model_dump()
+def figure_settings(cfg: Config) -> FigureSettings:
+    return cfg.figures
+
+
+def flipflop_claims_settings(cfg: Config) -> FlipflopClaimsSettings:
+    """The experiments (in the order of the claims job's input lists), their tasks and the thresholds."""
+    experiments = cfg.flipflop.experiments
+    return FlipflopClaimsSettings(experiments=list(experiments), tasks={n: e.task for n, e in experiments.items()},
+                                  thresholds=cfg.flipflop.claims)
+
+
+def expressivity_sweep(cfg: Config) -> ExpressivitySweep:
+    """The sweep without its claims thresholds: the fits and scores do not depend on them."""
+    return ExpressivitySweep(**{k: getattr(cfg.expressivity, k) for k in ExpressivitySweep.model_fields})
+
+
+def trainability_summary_settings(cfg: Config) -> TrainabilitySummarySettings:
+    return TrainabilitySummarySettings(epochs=cfg.trainability.epochs, claims=cfg.trainability.claims)
 
 
 def flipflop_jobs(cfg: Config, experiment: str | None = None) -> list[tuple[str, str, int]]:
@@ -151,7 +170,7 @@ def realworld_jobs(cfg: Config, task: str | None = None) -> list[tuple[str, str]
 
 @_plans
 def prepare_flipflop_data(cfg: Config, task: str) -> dict:
-    return {"settings": ffd.data_settings(cfg, task)}
+    return {"settings": _dump(ffd.data_settings(cfg, task))}
 
 
 @_plans
@@ -167,7 +186,7 @@ def evaluate_flipflop(cfg: Config) -> dict:
 
 @_plans
 def plot_flipflop(cfg: Config) -> dict:
-    return {"figures": figure_settings(cfg)}
+    return {"figures": _dump(figure_settings(cfg))}
 
 
 @_plans
@@ -177,24 +196,17 @@ def analyse_flipflop_attractors(cfg: Config, experiment: str) -> dict:
 
 @_plans
 def plot_flipflop_attractors(cfg: Config) -> dict:
-    return {"figures": figure_settings(cfg)}
+    return {"figures": _dump(figure_settings(cfg))}
 
 
 @_plans
 def plot_flipflop_overview(cfg: Config) -> dict:
-    return {"figures": figure_settings(cfg)}
+    return {"figures": _dump(figure_settings(cfg))}
 
 
 @_plans
 def claims_flipflop(cfg: Config) -> dict:
-    experiments = cfg.flipflop.experiments
-    return {
-        "settings": {
-            "experiments": list(experiments),
-            "tasks": {name: exp.task for name, exp in experiments.items()},
-            "thresholds": cfg.flipflop.claims.model_dump(),
-        }
-    }
+    return {"settings": _dump(flipflop_claims_settings(cfg))}
 
 
 # --- expressivity study ---------------------------------------------------------------------
@@ -207,9 +219,7 @@ def fit_expressivity(cfg: Config, flow: int, gated: int) -> dict:
 
 @_plans
 def score_expressivity(cfg: Config) -> dict:
-    # the claims thresholds are not sweep settings: the fits and scores do not depend on them
-    return {"sweep": cfg.expressivity.model_dump(mode="json", exclude={"claims"}),
-            "thresholds": cfg.expressivity.claims.model_dump()}
+    return {"sweep": _dump(expressivity_sweep(cfg)), "thresholds": _dump(cfg.expressivity.claims)}
 
 
 @_plans
@@ -227,7 +237,7 @@ def plot_expressivity(cfg: Config) -> dict:
 
 @_plans
 def prepare_realworld_data(cfg: Config, task: str) -> dict:
-    return {"settings": rw.data_settings(cfg, task)}
+    return {"settings": _dump(rw.data_settings(cfg, task))}
 
 
 @_plans
@@ -237,12 +247,12 @@ def train_realworld(cfg: Config, task: str, model: str) -> dict:
 
 @_plans
 def summarise_realworld(cfg: Config) -> dict:
-    return {"thresholds": cfg.realworld.claims.model_dump()}
+    return {"thresholds": _dump(cfg.realworld.claims)}
 
 
 @_plans
 def plot_realworld(cfg: Config) -> dict:
-    return {"figures": figure_settings(cfg)}
+    return {"figures": _dump(figure_settings(cfg))}
 
 
 # --- trainability study ---------------------------------------------------------------------
@@ -255,9 +265,9 @@ def train_trainability(cfg: Config, model: str, depth: int, activation: str) -> 
 
 @_plans
 def summarise_trainability(cfg: Config) -> dict:
-    return {"settings": {"epochs": cfg.trainability.epochs, "claims": cfg.trainability.claims.model_dump()}}
+    return {"settings": _dump(trainability_summary_settings(cfg))}
 
 
 @_plans
 def plot_trainability(cfg: Config) -> dict:
-    return {"figures": figure_settings(cfg), "compare_epoch": cfg.trainability.claims.compare_epoch}
+    return {"figures": _dump(figure_settings(cfg)), "compare_epoch": cfg.trainability.claims.compare_epoch}

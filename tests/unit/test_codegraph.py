@@ -63,10 +63,11 @@ def test_the_real_jobs_import_graph():
     # the Euler scan is imported lazily by the models: a hand-kept list once missed it
     assert {"gnode.scan", "gnode.models", "gnode.training", "gnode.config", "gnode.runtime"} <= train
     assert "gnode.claims" not in train and not any(n.startswith("gnode.plotting") for n in train)
-    # the data job does not depend on the models (the config is imported for typing only)
+    # the data job does not depend on the models (the config is imported for typing only; the
+    # settings class is in gnode.strict)
     assert _names(scripts / "prepare_flipflop_data.py") == {
-        "gnode", "gnode.io", "gnode.jobs", "gnode.runtime", "gnode.studies", "gnode.studies.flipflop_data",
-        "gnode.tasks", "gnode.tasks.flipflop",
+        "gnode", "gnode.io", "gnode.jobs", "gnode.runtime", "gnode.strict", "gnode.studies",
+        "gnode.studies.flipflop_data", "gnode.tasks", "gnode.tasks.flipflop",
     }
     # a figure job imports its plotting module, not the trainer
     assert "gnode.training" not in _names(scripts / "plot_flipflop.py")
@@ -162,7 +163,7 @@ def test_editing_one_job_function_changes_only_that_jobs_hash(tmp_path, monkeypa
     after = codegraph.script_hashes(scripts)
     assert {s for s in before if before[s] != after[s]} == {"plot_trainability"}
     # a helper of the figure jobs: every job that calls it
-    jobs.write_text(edited.replace('"dpi": figures["dpi"]}', '"dpi": figures["dpi"]}  # an edit'))
+    jobs.write_text(edited.replace('"dpi": typed.dpi}', '"dpi": typed.dpi}  # an edit'))
     changed = {s for s, h in codegraph.script_hashes(scripts).items() if h != after[s]}
     assert changed == {"plot_flipflop", "plot_flipflop_attractors", "plot_flipflop_overview", "plot_realworld",
                        "plot_trainability"}

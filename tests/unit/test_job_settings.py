@@ -17,10 +17,13 @@ a789e51) and kept in ``tests/unit/data``:
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from gnode import jobs, plan
+from gnode import config, jobs, plan
 from gnode.__main__ import main
 from gnode.config import (
     ConfigError,
@@ -61,6 +64,99 @@ def test_every_planned_job_has_the_params_it_had_before(profile):
     assert now.keys() == before.keys()
     changed = [k for k in now if now[k] != before[k]]
     assert not changed, f"{len(changed)} jobs' params changed, e.g. {changed[0]}:\n{now[changed[0]]}\n{before[changed[0]]}"
+
+
+# ------------------------------------------------------------------ one class per settings argument
+#: (job, settings argument) -> the class (or, for a plain value, the type) it is validated into
+SETTINGS = {
+    ("prepare_flipflop_data", "settings"): config.FlipflopDataSettings,
+    ("train_flipflop", "settings"): config.FlipflopTrainSettings,
+    ("evaluate_flipflop", "run"): config.RunSettings,
+    ("plot_flipflop", "figures"): config.FigureSettings,
+    ("analyse_flipflop_attractors", "settings"): config.FlipflopAnalysisSettings,
+    ("plot_flipflop_attractors", "figures"): config.FigureSettings,
+    ("plot_flipflop_overview", "figures"): config.FigureSettings,
+    ("claims_flipflop", "settings"): config.FlipflopClaimsSettings,
+    ("fit_expressivity", "settings"): config.ExpressivityFitSettings,
+    ("score_expressivity", "sweep"): config.ExpressivitySweep,
+    ("score_expressivity", "thresholds"): config.ExpressivityClaims,
+    ("examples_expressivity", "settings"): config.ExpressivityFitSettings,
+    ("plot_expressivity", "threshold"): config.Threshold,
+    ("prepare_realworld_data", "settings"): config.RealworldDataSettings,
+    ("train_realworld", "settings"): config.RealworldTrainSettings,
+    ("summarise_realworld", "thresholds"): config.RealWorldClaims,
+    ("plot_realworld", "figures"): config.FigureSettings,
+    ("train_trainability", "settings"): config.TrainabilityTrainSettings,
+    ("summarise_trainability", "settings"): config.TrainabilitySummarySettings,
+    ("plot_trainability", "figures"): config.FigureSettings,
+    ("plot_trainability", "compare_epoch"): config.PosInt,
+}
+
+
+def _validated_in_job(fn) -> dict[str, str]:
+    """settings argument -> the name of the class that ``fn`` (or a helper of gnode.jobs it hands
+    the argument to) validates it into, read from its ``validate_job_settings(Class, argument)``."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    params = [a.arg for a in tree.body[0].args.args]
+    out = {}
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)):
+        args = [a.id if isinstance(a, ast.Name) else None for a in call.args]
+        if call.func.id == "validate_job_settings" and args[1] in params:
+            out[args[1]] = args[0]
+        elif call.func.id.startswith("_") and callable(helper := getattr(jobs, call.func.id, None)):
+            inner = _validated_in_job(helper)  # a helper of the jobs: its own parameter names
+            names = list(inspect.signature(helper).parameters)
+            out |= {a: inner[names[i]] for i, a in enumerate(args) if a in params and names[i] in inner}
+    return out
+
+
+def test_every_settings_argument_has_its_class_and_every_planned_value_is_one():
+    every = {(name, p) for name, job in jobs.JOBS.items() for p in job.params}
+    assert set(SETTINGS) == every, "a job's settings argument without a class (or a class of no job)"
+    for name, job in jobs.JOBS.items():  # the job validates each argument into that class, once
+        validated = _validated_in_job(job.run)
+        for p in job.params:  # (every class and type is a name of gnode.config)
+            assert getattr(config, validated.get(p, ""), None) is SETTINGS[name, p], (name, p)
+    for profile in sorted(CONFIGS):
+        cfg = load_config_files([ROOT / p for p in CONFIGS[profile]])
+        for rule, w in _every_job(cfg):
+            for p, value in plan.job_params(rule, cfg, w).items():
+                typed = validate_job_settings(SETTINGS[rule, p], value, p)
+                # the typed object is exactly the planned data: its dump is what was planned
+                again = typed.model_dump(mode="json") if isinstance(typed, config.Strict) else typed
+                assert again == value and repr(again) == repr(value), (profile, rule, p)
+
+
+def test_new_settings_classes_refuse_bad_keys_naming_each(tmp_path):
+    cfg = load_config_files([ROOT / p for p in CONFIGS["test"]])
+    good = plan.job_params("claims_flipflop", cfg, {})["settings"]
+    assert validate_job_settings(config.FlipflopClaimsSettings, good) == plan.flipflop_claims_settings(cfg)
+    bad = good | {"experimentz": [], "tasks": good["tasks"] | {"3bit_fixed": "4bit"},
+                  "thresholds": good["thresholds"] | {"gating_ratio": -1.0}}
+    with pytest.raises(ConfigError) as err:
+        jobs.claims_flipflop(bad, summary=tmp_path / "s.parquet", fixed_points=[], memory=[], data=[],
+                             out_claims=tmp_path / "c.parquet", out_html=tmp_path / "c.html")
+    text = str(err.value)
+    assert "invalid FlipflopClaimsSettings" in text and "'experimentz': unknown key" in text
+    assert "'tasks.3bit_fixed': got \"4bit\"" in text and "'thresholds.gating_ratio': got -1.0" in text
+    with pytest.raises(ConfigError, match="tasks must name exactly the experiments"):
+        validate_job_settings(config.FlipflopClaimsSettings, good | {"experiments": good["experiments"][:1]})
+    # the data job's settings: the same checks as the config's flipflop.data
+    data = plan.job_params("prepare_flipflop_data", cfg, {"task": "3bit_fixed"})["settings"]
+    with pytest.raises(ConfigError, match="n_train .* must be smaller than n_trials"):
+        jobs.prepare_flipflop_data(data | {"n_train": data["n_trials"]}, out_data=tmp_path / "d.parquet")
+    # a plain value is named by its argument; a figure job's settings by their keys
+    with pytest.raises(ConfigError, match=r"'compare_epoch': got 0; .*greater than or equal to 1"):
+        validate_job_settings(config.PosInt, 0, "compare_epoch")
+    with pytest.raises(ConfigError, match=r"'dpi': got \"150\""):
+        jobs.plot_realworld({"formats": ["png"], "dpi": "150"}, evaluations=[], histories=[],
+                            out_figure=tmp_path / "f.png")
+    # a real-world source is the walker2d source exactly for dataset walker2d
+    rw_data = plan.job_params("prepare_realworld_data", cfg, {"task": "walker2d"})["settings"]
+    assert isinstance(validate_job_settings(config.RealworldDataSettings, rw_data).source, config.WalkerSource)
+    no_verify = rw_data | {"source": {k: v for k, v in rw_data["source"].items() if k != "verify"}}
+    with pytest.raises(ConfigError, match="verify is a key of dataset walker2d's source only"):
+        validate_job_settings(config.RealworldDataSettings, no_verify)
 
 
 # ------------------------------------------------------------------ outputs

@@ -174,7 +174,7 @@ def test_a_settings_file_replaces_the_config(tmp_path, tiny_overlay, monkeypatch
     assert _run(["prepare-flipflop-data", *cfg, "--task", "3bit_fixed", "--print-settings"], monkeypatch) == 0
     printed = json.loads(capsys.readouterr().out)
     c = load_config_files([BASE, TEST_OVERLAY, tiny_overlay])
-    assert printed == {"settings": flipflop_data.data_settings(c, "3bit_fixed")}
+    assert printed == {"settings": flipflop_data.data_settings(c, "3bit_fixed").model_dump(mode="json")}
     # edited by hand (the value alone is accepted too), then run without any config
     printed["settings"]["n_trials"] = 20
     (tmp_path / "s.json").write_text(json.dumps(printed["settings"]))

@@ -13,7 +13,14 @@ import torch
 import yaml
 
 from gnode import io, plan
-from gnode.config import DATASET_NAMES, RealWorldClaims, RealWorldTask, validate_config
+from gnode.config import (
+    DATASET_NAMES,
+    RealWorldClaims,
+    RealworldDataSettings,
+    RealWorldTask,
+    validate_config,
+    validate_job_settings,
+)
 from gnode.datasets import DATASETS
 from gnode.models import MODEL_KINDS, RecurrentEnsemble
 from gnode.studies import realworld as rw
@@ -114,9 +121,12 @@ def _walker_settings(root: Path, tmp: Path, **over):
         | {"data": {"cache_dir": str(tmp / "cache"),
                     "walker2d": {"local_dirs": [str(root)], "download": False, "verify": "none"}}}
     )
-    s = rw.data_settings(cfg, "walker2d")
-    s["limit"] = {"train": None, "val": None, "test": None}
-    return s | over
+    return _with(rw.data_settings(cfg, "walker2d"), limit={"train": None, "val": None, "test": None}, **over)
+
+
+def _with(settings, **changes):
+    """Data settings with some keys replaced, validated again (as the job validates them)."""
+    return validate_job_settings(RealworldDataSettings, settings.model_dump(mode="json") | changes)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +168,7 @@ def test_walker_table_roundtrip_standardisation_and_raw_mse(walker_table):
 
 def test_limits_take_seeded_subsets(walker_table, tmp_path):
     root, _, settings = walker_table
-    s = settings | {"limit": {"train": 5, "val": None, "test": 2}}
+    s = _with(settings, limit={"train": 5, "val": None, "test": 2})
     a, _ = rw.load_splits(s)
     b, _ = rw.load_splits(s)
     assert len(a["train"].x) == 5 and len(a["test"].x) == 2
@@ -173,7 +183,7 @@ def test_walker_verify_present_checks_real_files_and_rejects_foreign_ones(tmp_pa
 
     root = _write_rollouts(tmp_path / "w", [100, 120])
     s = _walker_settings(root, tmp_path)
-    s["source"] = s["source"] | {"verify": "present"}
+    s = _with(s, source=s.source.model_dump() | {"verify": "present"})
     with pytest.raises(ChecksumError, match="corrupted or truncated file .*rollout_000.npy"):
         rw.load_splits(s)
     shared = Path(os.environ.get("GNODE_WALKER2D_DIR", "/work/shared/data/walker2d"))
@@ -183,7 +193,7 @@ def test_walker_verify_present_checks_real_files_and_rejects_foreign_ones(tmp_pa
     real.mkdir()
     for i in range(12):
         shutil.copy(shared / f"rollout_{i:03d}.npy", real)
-    s["source"] = s["source"] | {"local_dirs": [str(real)]}
+    s = _with(s, source=s.source.model_dump() | {"local_dirs": [str(real)]})
     splits, meta = rw.load_splits(s)
     assert meta["rollouts"] == 12 and sum(meta["n_files"].values()) == 12
 

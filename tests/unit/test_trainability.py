@@ -153,8 +153,8 @@ def test_each_member_is_built_by_its_own_inits_rule():
 
 def test_a_tiny_job_writes_consistent_tables(tmp_path):
     data = tmp_path / "data.parquet"
-    ffd.prepare_data({"task": "3bit_variable", "base_seed": 0, "n_trials": 12, "n_train": 8, "n_bins": 10,
-                     "pulse_width": 2, "seed": 3}, data)
+    ffd.prepare_data(ffd.FlipflopDataSettings(task="3bit_variable", base_seed=0, n_trials=12, n_train=8, n_bins=10,
+                                              pulse_width=2, seed=3), data)
     out = {t: tmp_path / f"{t}.parquet" for t in tr.JOB_TABLES}
     tr.train_job(_settings(), data, out)
     t = {k: io.read_table(v) for k, v in out.items()}

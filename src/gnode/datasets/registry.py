@@ -20,11 +20,15 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gnode.datasets import character_trajectories, speech_commands, walker2d
 from gnode.datasets.fetch import resolve_dataset
+
+if TYPE_CHECKING:  # typing only: the config does not import this module, nor this module the config
+    from gnode.config import RealworldDataSettings
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +48,9 @@ class Split:
     y: np.ndarray
 
 
-# settings: the data rule's settings (gnode.studies.realworld.data_settings); seed: the task's
+# settings: the data rule's settings (gnode.config.RealworldDataSettings); seed: the task's
 # data seed; meta: the metadata being built (the function adds its own entries)
-SplitsFn = Callable[[Path, dict, int, dict], "dict[str, Split]"]
+SplitsFn = Callable[[Path, "RealworldDataSettings", int, dict], "dict[str, Split]"]
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,10 @@ def elapsed_from_times(t: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- per-dataset splits
-def _walker2d_splits(root: Path, settings: dict, seed: int, meta: dict) -> dict[str, Split]:
+def _walker2d_splits(root: Path, settings: RealworldDataSettings, seed: int, meta: dict) -> dict[str, Split]:
     """Windows of the Walker2d rollouts, checked against the packaged manifest as the source's
     ``verify`` says (all, present: the rollouts present, none); full-length sequences."""
-    mode = settings["source"]["verify"]
+    mode = settings.source.verify
     manifest = walker2d.packaged_manifest()
     if mode == "present":  # each rollout present must be a published one, unchanged
         manifest = {f: h for f, h in manifest.items() if (Path(root) / f).exists()}
@@ -125,9 +129,9 @@ def _walker2d_standardise(splits: dict[str, Split], meta: dict) -> None:
     meta["output_weights"] = (std**2).tolist()
 
 
-def _character_splits(root: Path, settings: dict, seed: int, meta: dict) -> dict[str, Split]:
+def _character_splits(root: Path, settings: RealworldDataSettings, seed: int, meta: dict) -> dict[str, Split]:
     """Pen trajectories with ``drop_rate`` of the points dropped; bin widths from the time stamps."""
-    raw = character_trajectories.load_character_trajectories(root, drop_rate=settings["drop_rate"], seed=seed)
+    raw = character_trajectories.load_character_trajectories(root, drop_rate=settings.drop_rate, seed=seed)
     meta["classes"] = list(raw["classes"])
     return {
         s: Split(raw[s]["x"], elapsed_from_times(raw[s]["t"], raw[s]["lengths"]), raw[s]["lengths"], raw[s]["y"])
@@ -135,9 +139,9 @@ def _character_splits(root: Path, settings: dict, seed: int, meta: dict) -> dict
     }
 
 
-def _speech_splits(root: Path, settings: dict, seed: int, meta: dict) -> dict[str, Split]:
+def _speech_splits(root: Path, settings: RealworldDataSettings, seed: int, meta: dict) -> dict[str, Split]:
     """MFCC frames (at most ``max_per_class`` clips per word and split); every bin one frame wide."""
-    raw = speech_commands.load_speech_commands(root, max_per_class=settings["max_per_class"], seed=seed)
+    raw = speech_commands.load_speech_commands(root, max_per_class=settings.max_per_class, seed=seed)
     meta["classes"] = list(raw["classes"])
     splits = {}
     for s in SPLITS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ import pandas as pd
 from gnode import expressivity as ex
 from gnode import io
 from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
+
+if TYPE_CHECKING:  # typing only: the job validates its settings (gnode.jobs); this module reads them
+    from gnode.config import ExpressivityClaims, ExpressivitySweep
 
 STUDY = "expressivity"
 
@@ -111,13 +115,14 @@ def expressivity_claims(scores: pd.DataFrame, thresholds: Mapping) -> pd.DataFra
     return claims_frame(rows)
 
 
-def score_job(cfg_sweep: dict, thresholds: dict, fit_paths: list[str], out_scores, out_claims) -> pd.DataFrame:
+def score_job(sweep: ExpressivitySweep, thresholds: ExpressivityClaims, fit_paths: list[str], out_scores,
+              out_claims) -> pd.DataFrame:
     """Score every class from the fits of all jobs; write the scores and the claims
     (``thresholds``: config ``expressivity.claims``)."""
     fits = pd.concat([io.read_table(p) for p in fit_paths], ignore_index=True)
-    s = ex.resolve_settings(cfg_sweep)
-    scores = ex.score(fits, s["threshold"], flow_order=[ex.flow_label(f) for f in s["flows"]])
-    prov = io.provenance({"sweep": cfg_sweep, "claims": thresholds, "inputs": sorted(map(str, fit_paths))})
+    scores = ex.score(fits, sweep.threshold, flow_order=[ex.flow_label(f.model_dump()) for f in sweep.flows])
+    th = thresholds.model_dump()
+    prov = io.provenance({"sweep": sweep.model_dump(mode="json"), "claims": th, "inputs": sorted(map(str, fit_paths))})
     io.write_table(scores[ex.SCORE_COLUMNS], out_scores, ex.SCORE_SCHEMA, prov)
-    io.write_table(expressivity_claims(scores, thresholds), out_claims, CLAIMS_SCHEMA, prov)
+    io.write_table(expressivity_claims(scores, th), out_claims, CLAIMS_SCHEMA, prov)
     return scores

@@ -40,6 +40,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,9 @@ import pandas as pd
 from gnode import io
 from gnode.claims import CLAIMS_SCHEMA, Claim, claim, claims_frame
 from gnode.models import MODEL_KINDS
+
+if TYPE_CHECKING:  # typing only: the job validates its settings (gnode.jobs); this module reads them
+    from gnode.config import FlipflopClaimsSettings
 
 STUDY = "flipflop"
 
@@ -344,26 +348,23 @@ def flipflop_claims(
 
 
 def claims_job(
-    settings: dict,
+    settings: FlipflopClaimsSettings,
     summary_path: str | Path,
-    experiments: list[str],
     fixed_point_paths: list[str],
     memory_paths: list[str],
     data_paths: list[str],
     out_claims: str | Path,
     out_html: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Write the flip-flop claims table; the path lists are parallel to ``experiments``.
-
-    ``settings``: ``tasks`` (experiment -> task) and ``thresholds`` (config flipflop.claims).
-    """
+    """Write the flip-flop claims table; the path lists are parallel to ``settings.experiments``."""
+    experiments = settings.experiments
     summary = io.read_table(summary_path)
     fps = {e: io.read_table(p) for e, p in zip(experiments, fixed_point_paths)}
     mems = {e: io.read_table(p) for e, p in zip(experiments, memory_paths)}
     variances = {e: target_variance(io.read_table(p)) for e, p in zip(experiments, data_paths)}
-    tasks = {e: settings["tasks"][e] for e in experiments}
-    df = flipflop_claims(summary, tasks, fps, mems, variances, settings["thresholds"])
-    io.write_table(df, out_claims, CLAIMS_SCHEMA, io.provenance(settings))
+    tasks = {e: settings.tasks[e] for e in experiments}
+    df = flipflop_claims(summary, tasks, fps, mems, variances, settings.thresholds.model_dump())
+    io.write_table(df, out_claims, CLAIMS_SCHEMA, io.provenance(settings.model_dump(mode="json")))
     if out_html:
         with io.atomic_path(out_html) as tmp:
             tmp.write_text(df.to_html(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from gnode import io
 from gnode.runtime import derive_seed, stable_id
+from gnode.strict import FlipflopDataSettings
 from gnode.tasks import flipflop
 
 if TYPE_CHECKING:  # typing only: the data job does not import the config (nor the models it names)
@@ -33,21 +34,20 @@ DATA_SCHEMA = pa.schema(
 )
 
 
-def data_settings(cfg: Config, task: str) -> dict:
+def data_settings(cfg: Config, task: str) -> FlipflopDataSettings:
     """Everything a task's data depends on (a rule's params: a change re-generates the data)."""
-    return {"task": task, "base_seed": cfg.seed, **cfg.flipflop.data.model_dump()}
+    return FlipflopDataSettings(task=task, base_seed=cfg.seed, **cfg.flipflop.data.model_dump())
 
 
-def make_data(settings: dict) -> pd.DataFrame:
-    """Generate a task's trials (settings of :func:`data_settings`, validated when the workflow
-    was planned) as a long table, one row per (trial, bin, channel)."""
-    task, n_train = settings["task"], settings["n_train"]
+def make_data(settings: FlipflopDataSettings) -> pd.DataFrame:
+    """Generate a task's trials as a long table, one row per (trial, bin, channel)."""
+    task, n_train = settings.task, settings.n_train
     data = flipflop.generate(
         task,
-        settings["n_trials"],
-        seed=derive_seed(settings["base_seed"], settings["seed"], stable_id(task)),
-        n_bins=settings["n_bins"],
-        pulse_width=settings["pulse_width"],
+        settings.n_trials,
+        seed=derive_seed(settings.base_seed, settings.seed, stable_id(task)),
+        n_bins=settings.n_bins,
+        pulse_width=settings.pulse_width,
     )
     n, t, c = data.inputs.shape
     trial, b, ch = np.meshgrid(np.arange(n), np.arange(t), np.arange(c), indexing="ij")
@@ -64,9 +64,9 @@ def make_data(settings: dict) -> pd.DataFrame:
     )
 
 
-def prepare_data(settings: dict, out: str | Path) -> None:
+def prepare_data(settings: FlipflopDataSettings, out: str | Path) -> None:
     """Write the data table of one task."""
-    io.write_table(make_data(settings), out, DATA_SCHEMA, io.provenance(settings))
+    io.write_table(make_data(settings), out, DATA_SCHEMA, io.provenance(settings.model_dump(mode="json")))
 
 
 def arrays(df: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:

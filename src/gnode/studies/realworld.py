@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 import torch
 
 from gnode import io, models
-from gnode.config import Config, RealWorldTask, RealworldTrainSettings
+from gnode.config import Config, RealworldDataSettings, RealWorldTask, RealworldTrainSettings
 from gnode.datasets.registry import SPLITS, Split, elapsed_from_times, get_spec  # noqa: F401 (re-exported)
 from gnode.models import MODELS, ModelSpec, RecurrentEnsemble, save_model
 from gnode.runtime import DTYPES, derive_seed, resolve_device, stable_id
@@ -88,20 +88,13 @@ EVAL_SCHEMA = pa.schema(
 
 
 # ------------------------------------------------------------------------------ data
-def data_settings(cfg: Config, task: str) -> dict:
+def data_settings(cfg: Config, task: str) -> RealworldDataSettings:
     """Everything a task's prepared data depends on (the data rule's params)."""
     t = cfg.realworld.tasks[task]
-    return {
-        "task": task,
-        "dataset": t.dataset,
-        "seed": cfg.seed,
-        "drop_rate": t.drop_rate,
-        "max_per_class": t.max_per_class,
-        "limit": t.limit.model_dump(),
-        "standardize": t.standardize,
-        "source": getattr(cfg.data, t.dataset).model_dump(),
-        "cache_dir": cfg.data.cache_dir,
-    }
+    return RealworldDataSettings(
+        task=task, dataset=t.dataset, seed=cfg.seed, drop_rate=t.drop_rate, max_per_class=t.max_per_class,
+        limit=t.limit, standardize=t.standardize, source=getattr(cfg.data, t.dataset), cache_dir=cfg.data.cache_dir,
+    )
 
 
 def _subset(split: Split, n: int | None, rng: np.random.Generator) -> Split:
@@ -113,7 +106,7 @@ def _subset(split: Split, n: int | None, rng: np.random.Generator) -> Split:
     return Split(split.x[keep], split.dt[keep], split.lengths[keep], split.y[keep])
 
 
-def load_splits(settings: dict) -> tuple[dict[str, Split], dict]:
+def load_splits(settings: RealworldDataSettings) -> tuple[dict[str, Split], dict]:
     """Resolve (local copy first, else download) and load a task's data as :class:`Split` s.
 
     Returns the splits (after the seeded subsets of ``limit``, then the dataset's
@@ -122,18 +115,18 @@ def load_splits(settings: dict) -> tuple[dict[str, Split], dict]:
     """
     from gnode.datasets import resolve_dataset
 
-    name, src = settings["dataset"], settings["source"]
+    name, src = settings.dataset, settings.source
     spec = get_spec(name)
     root = resolve_dataset(
-        name, local_dirs=src["local_dirs"], url=spec.url, known_hash=spec.known_hash,
-        cache_dir=settings["cache_dir"], download=src["download"],
+        name, local_dirs=list(src.local_dirs), url=spec.url, known_hash=spec.known_hash,
+        cache_dir=settings.cache_dir, download=src.download,
     )
     meta: dict = {"dataset": name, "kind": spec.kind, "time_unit": spec.time_unit, "root": str(root)}
-    seed = derive_seed(settings["seed"], stable_id(settings["task"]))
+    seed = derive_seed(settings.seed, stable_id(settings.task))
     splits = spec.splits(root, settings, seed, meta)
     rng = np.random.default_rng(seed)
-    splits = {s: _subset(splits[s], settings["limit"][s], rng) for s in SPLITS}
-    if spec.standardise is not None and settings["standardize"]:
+    splits = {s: _subset(splits[s], getattr(settings.limit, s), rng) for s in SPLITS}
+    if spec.standardise is not None and settings.standardize:
         spec.standardise(splits, meta)
     return splits, meta
 
@@ -191,11 +184,11 @@ def write_data(splits: dict[str, Split], meta: dict, out: str | Path, prov: dict
         pq.write_table(table, tmp, write_page_checksum=True)
 
 
-def prepare_data(settings: dict, out: str | Path) -> None:
+def prepare_data(settings: RealworldDataSettings, out: str | Path) -> None:
     """Load one task's data (local copy or download) and write it as the prepared table."""
     splits, meta = load_splits(settings)
-    logger.info("%s: %s sequences (train/val/test)", settings["task"], "/".join(str(len(splits[s].x)) for s in SPLITS))
-    write_data(splits, meta, out, io.provenance(settings))
+    logger.info("%s: %s sequences (train/val/test)", settings.task, "/".join(str(len(splits[s].x)) for s in SPLITS))
+    write_data(splits, meta, out, io.provenance(settings.model_dump(mode="json")))
 
 
 def read_data(path: str | Path) -> tuple[dict[str, Split], dict]:

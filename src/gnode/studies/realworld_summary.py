@@ -9,12 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 
 from gnode import io
 from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
+
+if TYPE_CHECKING:  # typing only: the job validates its settings (gnode.jobs); this module reads them
+    from gnode.config import RealWorldClaims
 
 STUDY = "realworld"
 
@@ -110,15 +114,16 @@ def realworld_claims(evaluations: pd.DataFrame, thresholds: Mapping) -> pd.DataF
     return claims_frame(rows)
 
 
-def summarise_job(thresholds: dict, eval_paths: list[str], out_summary: str | Path, out_claims: str | Path,
+def summarise_job(thresholds: RealWorldClaims, eval_paths: list[str], out_summary: str | Path, out_claims: str | Path,
                   out_html: str | Path | None = None) -> pd.DataFrame:
     """Gather the evaluations into the summary and claims tables (Parquet; HTML for reading);
     ``thresholds``: config ``realworld.claims``."""
+    th = thresholds.model_dump()
     ev = pd.concat([io.read_table(p) for p in eval_paths], ignore_index=True)
     summary = summarise(ev)
-    prov = io.provenance({"claims": thresholds, "inputs": sorted(map(str, eval_paths))})
+    prov = io.provenance({"claims": th, "inputs": sorted(map(str, eval_paths))})
     io.write_table(summary, out_summary, SUMMARY_SCHEMA, prov)
-    claims = realworld_claims(ev, thresholds)
+    claims = realworld_claims(ev, th)
     io.write_table(claims, out_claims, CLAIMS_SCHEMA, prov)
     if out_html:
         with io.atomic_path(out_html) as tmp:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ import pandas as pd
 from gnode import io
 from gnode.claims import CLAIMS_SCHEMA, claim, claims_frame
 from gnode.studies.trainability import CELL, JOB_TABLES, MEMBERS_SCHEMA, STUDY, SUMMARY_SCHEMA
+
+if TYPE_CHECKING:  # typing only: the job validates its settings (gnode.jobs); this module reads them
+    from gnode.config import TrainabilitySummarySettings
 
 
 def epochs_to_threshold(losses, fraction: float, cap: float = math.inf) -> float:
@@ -160,14 +164,14 @@ def trainability_claims(members: pd.DataFrame, thresholds: Mapping, *, epochs: i
     return claims_frame(rows)
 
 
-def summarise_job(cell_dirs: dict[str, list[str]], settings: dict, out: dict[str, str | Path]) -> None:
-    """Gather the job tables, add the derived columns, write summary and claims (``settings``:
-    ``epochs`` and ``claims``, the thresholds)."""
+def summarise_job(cell_dirs: dict[str, list[str]], settings: TrainabilitySummarySettings,
+                  out: dict[str, str | Path]) -> None:
+    """Gather the job tables, add the derived columns, write summary and claims."""
     tables = {name: pd.concat([io.read_table(p) for p in paths], ignore_index=True)
               for name, paths in cell_dirs.items()}
-    th, epochs = settings["claims"], settings["epochs"]
-    members = add_derived(tables["members"], tables["history"], th["loss_fraction"], th["compare_epoch"])
-    prov = io.provenance(settings)
+    th, epochs = settings.claims, settings.epochs
+    members = add_derived(tables["members"], tables["history"], th.loss_fraction, th.compare_epoch)
+    prov = io.provenance(settings.model_dump(mode="json"))
     io.write_table(members, out["members"], MEMBERS_SCHEMA, prov)
     for name in ("history", "propagation", "spectrum"):
         io.write_table(tables[name], out[name], JOB_TABLES[name], prov)
@@ -175,4 +179,4 @@ def summarise_job(cell_dirs: dict[str, list[str]], settings: dict, out: dict[str
     io.write_table(summary, out["summary"], SUMMARY_SCHEMA, prov)
     with io.atomic_path(out["html"]) as tmp:
         tmp.write_text(summary.to_html(index=False, float_format=lambda v: f"{v:.3g}"))
-    io.write_table(trainability_claims(members, th, epochs=epochs), out["claims"], CLAIMS_SCHEMA, prov)
+    io.write_table(trainability_claims(members, th.model_dump(), epochs=epochs), out["claims"], CLAIMS_SCHEMA, prov)
