@@ -41,7 +41,7 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from gnode.config import ExpressivitySettings
+from gnode.config import ExpressivitySettings, ExpressivitySweep
 from gnode.models import ModelSpec, RecurrentEnsemble
 from gnode.models import parameter_count as models_parameter_count
 from gnode.scan import euler_scan
@@ -639,15 +639,16 @@ def n_needed(scores: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- sweep
-def sweep_settings(settings: ExpressivitySettings | Mapping) -> ExpressivitySettings:
-    """The sweep's settings: an :class:`ExpressivitySettings` as it is, a mapping validated into one
-    (the config's own model: its defaults, its checks; an unknown or bad key is a ValueError naming it)."""
-    if isinstance(settings, ExpressivitySettings):
+def sweep_settings(settings: ExpressivitySweep | Mapping) -> ExpressivitySweep:
+    """The sweep's settings: an :class:`ExpressivitySweep` (or the config's
+    :class:`ExpressivitySettings`, which adds the claims) as it is, a mapping validated into one
+    (the config's own model: its checks; an unknown or bad key is a ValueError naming it)."""
+    if isinstance(settings, ExpressivitySweep):
         return settings
     return ExpressivitySettings.model_validate(dict(settings))
 
 
-def resolve_settings(settings: ExpressivitySettings | Mapping) -> dict[str, Any]:
+def resolve_settings(settings: ExpressivitySweep | Mapping) -> dict[str, Any]:
     """:func:`sweep_settings` as plain data (flows as dicts)."""
     return sweep_settings(settings).model_dump(mode="json")
 
@@ -663,7 +664,7 @@ def _n_groups(ns: Sequence[int], per_n: int, max_members: int) -> list[list[int]
     return groups + ([cur] if cur else [])
 
 
-def _targets_from(s: ExpressivitySettings, seed: int, k_values=None, per_k=None) -> Targets:
+def _targets_from(s: ExpressivitySweep, seed: int, k_values=None, per_k=None) -> Targets:
     return make_targets(
         k_values if k_values is not None else range(1, s.k_max + 1),
         per_k if per_k is not None else s.targets_per_k,
@@ -671,14 +672,14 @@ def _targets_from(s: ExpressivitySettings, seed: int, k_values=None, per_k=None)
     )  # fmt: skip
 
 
-def _fit_kwargs(s: ExpressivitySettings) -> dict[str, Any]:
+def _fit_kwargs(s: ExpressivitySweep) -> dict[str, Any]:
     """The fitting budget of :func:`fit_model_class`, from the sweep's settings."""
     return {key: getattr(s, key) for key in ("restarts", "steps", "lr", "lr_schedule", "weight_decay", "grad_clip",
                                              "alpha", "clamp", "init")}  # fmt: skip
 
 
 def run_sweep(
-    settings: ExpressivitySettings | Mapping, *, device, dtype: torch.dtype, seed: int, log: logging.Logger | None = None
+    settings: ExpressivitySweep | Mapping, *, device, dtype: torch.dtype, seed: int, log: logging.Logger | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit and score every model class of ``settings`` (:func:`sweep_settings`; docs/expressivity.md).
 
@@ -715,7 +716,7 @@ def run_sweep(
 def example_fits(
     classes: Sequence[Mapping],
     k_values: Sequence[int],
-    settings: ExpressivitySettings | Mapping,
+    settings: ExpressivitySweep | Mapping,
     *,
     device,
     dtype: torch.dtype,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gnode import expressivity as ex
 from gnode import io
-from gnode.config import ExpressivityFitSettings, ExpressivitySettings, ExpressivitySweep
+from gnode.config import ExpressivityFitSettings, ExpressivitySweep
 from gnode.runtime import DTYPES, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -22,15 +22,9 @@ logger = logging.getLogger(__name__)
 def fit_job(settings: ExpressivityFitSettings, out_fits: str | Path) -> None:
     """Fit every (N, K, target, restart) of the job's flow field and gating; write the fits table."""
     device, dtype = resolve_device(settings.device), DTYPES[settings.dtype]
-    fits, _ = ex.run_sweep(_sweep(settings.sweep), device=device, dtype=dtype, seed=settings.seed, log=logger)
+    fits, _ = ex.run_sweep(settings.sweep, device=device, dtype=dtype, seed=settings.seed, log=logger)
     prov = io.provenance(settings.model_dump(mode="json"), device=device)  # as the rule's params
     io.write_table(fits[ex.FIT_COLUMNS], out_fits, ex.FIT_SCHEMA, prov)
-
-
-def _sweep(sweep: ExpressivitySweep) -> ExpressivitySettings:
-    """The sweep as :mod:`gnode.expressivity` takes it (its claims thresholds, which no fit reads,
-    at their defaults)."""
-    return ExpressivitySettings(**dict(sweep))
 
 
 def example_classes(sweep: ExpressivitySweep) -> tuple[list[dict], list[int]]:
@@ -46,6 +40,6 @@ def examples_job(settings: ExpressivityFitSettings, out_examples) -> None:
     """Target and fitted trajectories of a few classes (the example panel)."""
     device, dtype = resolve_device(settings.device), DTYPES[settings.dtype]
     classes, ks = example_classes(settings.sweep)
-    df = ex.example_fits(classes, ks, _sweep(settings.sweep), device=device, dtype=dtype, seed=settings.seed, log=logger)
+    df = ex.example_fits(classes, ks, settings.sweep, device=device, dtype=dtype, seed=settings.seed, log=logger)
     prov = io.provenance(settings.model_dump(mode="json"), device=device)
     io.write_table(df[ex.EXAMPLE_COLUMNS], out_examples, ex.EXAMPLE_SCHEMA, prov)
