@@ -137,18 +137,28 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
     return (states, (hx, a1s, hid, zs, fs)) if keep else states
 
 
+#: the largest batch B for which :func:`_mm` takes the row product: at B = 10 a training step of
+#: the paper's flip-flop shapes is 1.5-2.1x faster so, at B >= 32 no faster (benchmarks/p7_small_batch.py)
+ROW_MAX_B = 16
+
+
 def _mm(a: Tensor, x: Tensor, acc: Tensor | None = None) -> Tensor:
     """a @ x for a (E, P, R) and x (E, R, B), or added into ``acc`` in place.
 
-    For B = 1 (one sequence per member) it is computed as the row product (x^T a^T)^T: the
-    same numbers, but batched matrix-vector products with the vector on the right run ~10x
-    slower on the CPU than with the vector on the left (``benchmarks/README.md``, P1).
+    For B <= :data:`ROW_MAX_B` it is computed as the row product (x^T a^T)^T: the same
+    numbers to rounding, but a batched product whose right operand has only a few columns runs
+    far below the BLAS rate on a CPU, with them on the left near it (``benchmarks/p7_small_batch.py``).
     """
-    if x.shape[-1] != 1:
+    b = x.shape[-1]
+    if b > ROW_MAX_B:
         return torch.bmm(a, x) if acc is None else acc.baddbmm_(a, x)
-    # reshape, not transpose: a (E, 1, R) view with a row stride of 1 sends bmm to a slow path
-    prod = torch.bmm(x.reshape(x.shape[0], 1, -1), a.transpose(1, 2)).view(x.shape[0], -1, 1)
+    if b == 1:
+        # reshape, not transpose: a (E, 1, R) view with a row stride of 1 sends bmm to a slow path
+        prod = torch.bmm(x.reshape(x.shape[0], 1, -1), a.transpose(1, 2)).view(x.shape[0], -1, 1)
+    else:
+        prod = torch.bmm(x.transpose(1, 2), a.transpose(1, 2)).transpose(1, 2)
     return prod if acc is None else acc.add_(prod)
+
 
 
 def _outer_sum(left, right) -> Tensor:

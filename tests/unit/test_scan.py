@@ -8,9 +8,18 @@ import pytest
 import torch
 
 from gnode.models import INITIAL_STATES, ModelSpec, RecurrentEnsemble
+import gnode.scan
 from gnode.scan import EulerScan, euler_scan, scan_params
 
 E, B, T, I = 2, 3, 5, 2
+
+
+@pytest.fixture(autouse=True, params=["column", "row"])
+def product_layout(request, monkeypatch):
+    """Every test on both ways of forming the scan's products: the column layout (W^T h^T) and
+    the row product (h W)^T that small batches take (``gnode.scan.ROW_MAX_B``)."""
+    monkeypatch.setattr(gnode.scan, "ROW_MAX_B", 0 if request.param == "column" else 1_000_000)
+    return request.param
 
 
 def _model(kind, depth, act, substeps, initial_state="learned", n=4, width=5):
