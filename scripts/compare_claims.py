@@ -37,7 +37,8 @@ def table(frames: list, names: list[str]) -> str:
         cells = [cell(r.loc[cid] if cid in r.index else None) for r in rows]
         out.append(f"| `{cid}` | {first['comparison']} {first['threshold']:g} | " + " | ".join(cells) + " |")
     for study in sorted(set().union(*(set(f["study"]) for f in frames))):
-        counts = [f"{int(f[f['study'] == study]['holds'].sum())}/{int((f['study'] == study).sum())}" for f in frames]
+        counts = [f"{int(f[f['study'] == study]['holds'].sum())}/{n}" if (n := int((f["study"] == study).sum())) else "—"
+                  for f in frames]  # "—": the run has no claim of the study
         out.append(f"| **{study}** (hold / all) | | " + " | ".join(counts) + " |")
     return "\n".join(out)
 
