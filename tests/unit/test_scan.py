@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from gnode.models import INITIAL_STATES, ModelSpec, RecurrentEnsemble
 import gnode.scan
+from gnode.models import INITIAL_STATES, ModelSpec, RecurrentEnsemble
 from gnode.scan import EulerScan, euler_scan, scan_params
 
 E, B, T, I = 2, 3, 5, 2
