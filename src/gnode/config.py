@@ -366,6 +366,14 @@ class RealWorldIntegration(Strict):
     )
 
 
+def _check_dataset_options(dataset: str, drop_rate: float, max_per_class: int | None) -> None:
+    """A ValueError for a dataset option given to a dataset it does not apply to."""
+    if drop_rate and dataset != "character_trajectories":
+        raise ValueError("drop_rate applies to dataset character_trajectories only")
+    if max_per_class is not None and dataset != "speech_commands":
+        raise ValueError("max_per_class applies to dataset speech_commands only")
+
+
 class RealWorldTask(Strict):
     """One real-world benchmark task: its data, the models, their shared parameter budget and training.
 
@@ -402,10 +410,7 @@ class RealWorldTask(Strict):
         missing = [m for m in self.models if m not in self.lr]
         if missing:
             raise ValueError(f"lr has no entry for models {missing}")
-        if self.drop_rate and self.dataset != "character_trajectories":
-            raise ValueError("drop_rate applies to dataset character_trajectories only")
-        if self.max_per_class is not None and self.dataset != "speech_commands":
-            raise ValueError("max_per_class applies to dataset speech_commands only")
+        _check_dataset_options(self.dataset, self.drop_rate, self.max_per_class)
         return self
 
 
@@ -673,10 +678,7 @@ class RealworldDataSettings(Strict):
     def _consistent(self):
         if isinstance(self.source, WalkerSource) != (self.dataset == "walker2d"):
             raise ValueError(f"source: verify is a key of dataset walker2d's source only (dataset {self.dataset!r})")
-        if self.drop_rate and self.dataset != "character_trajectories":
-            raise ValueError("drop_rate applies to dataset character_trajectories only")
-        if self.max_per_class is not None and self.dataset != "speech_commands":
-            raise ValueError("max_per_class applies to dataset speech_commands only")
+        _check_dataset_options(self.dataset, self.drop_rate, self.max_per_class)
         return self
 
 

@@ -8,7 +8,8 @@
 
 How it is laid out, and why (measured on a 2-core CPU, ``benchmarks/p1_*``, ``p3_*``):
 
-- **Column layout**: a state is (E, N, B), not (E, B, N), and each product is ``W^T @ h^T``. The
+- **Column layout**: a state is (E, N, B), not (E, B, N), and each product is ``W^T @ h^T`` (for a
+  batch of at most ``ROW_MAX_B`` the same product is formed as ``(h W)^T``: see :func:`_mm`). The
   result is the same, but a batched matmul whose output is (B, 4) (a phase space of a few
   dimensions) costs about 4x one whose output is (4, B) on the project's 2-core CPU
   (``benchmarks/README.md``), and the expressivity models are thin.
@@ -137,8 +138,8 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
     return (states, (hx, a1s, hid, zs, fs)) if keep else states
 
 
-#: the largest batch B for which :func:`_mm` takes the row product: at B = 10 a training step of
-#: the paper's flip-flop shapes is 1.5-2.1x faster so, at B >= 32 no faster (benchmarks/p7_small_batch.py)
+#: the largest batch B for which :func:`_mm` takes the row product: a training step of the paper's
+#: flip-flop shapes is 1.5-2.1x faster so at B = 10, and no faster at B >= 32 (benchmarks/p7_small_batch.py)
 ROW_MAX_B = 16
 
 
@@ -160,14 +161,13 @@ def _mm(a: Tensor, x: Tensor, acc: Tensor | None = None) -> Tensor:
     return prod if acc is None else acc.add_(prod)
 
 
-
-def _outer_sum(left, right) -> Tensor:
+def _outer_sum(left: list[Tensor], right: list[Tensor]) -> Tensor:
     """sum_k left[k] @ right[k]^T over the steps k as one product: K tensors (E, X, B) and
-    K tensors (E, Y, B) (lists or a stacked (K, E, ., B)) -> (E, X, Y)."""
-    left, right = (torch.stack(list(v)) if not torch.is_tensor(v) else v for v in (left, right))
+    K tensors (E, Y, B) -> (E, X, Y)."""
 
-    def flat(v: Tensor) -> Tensor:  # (K, E, X, B) -> (E, X, K * B)
-        return v.permute(1, 2, 0, 3).reshape(v.shape[1], v.shape[2], -1)
+    def flat(v: list[Tensor]) -> Tensor:  # K x (E, X, B) -> (E, X, K * B)
+        stacked = torch.stack(v)
+        return stacked.permute(1, 2, 0, 3).reshape(stacked.shape[1], stacked.shape[2], -1)
 
     return torch.bmm(flat(left), flat(right).transpose(1, 2))
 
@@ -179,17 +179,19 @@ class _StepSums:
 
     Accumulated step by step, which keeps the memory flat; or, with ``defer`` (one sequence per
     member, B = 1), kept and formed at the end as one product over all steps: there the
-    per-step outer products are all call overhead (~4x faster on the expressivity fits).
+    per-step outer products are all call overhead (forward + backward of a default expressivity
+    ensemble: 256 -> 126 ms).
     """
 
     def __init__(self, defer: bool):
         self.defer = defer
         self.sums: dict = {}
-        self.terms: dict = {}
+        self.pairs: dict = {}  # deferred outer products: key -> [(left, right) per step]
+        self.terms: dict = {}  # deferred plain sums: key -> [g per step]
 
     def outer(self, key, left: Tensor, right: Tensor) -> None:
         if self.defer:
-            self.terms.setdefault(key, []).append((left, right))
+            self.pairs.setdefault(key, []).append((left, right))
             return
         if key not in self.sums:
             self.sums[key] = left.new_zeros(left.shape[0], left.shape[1], right.shape[1])
@@ -206,10 +208,10 @@ class _StepSums:
     def __getitem__(self, key) -> Tensor:
         if key in self.sums:
             return self.sums[key]
-        terms = self.terms[key]
-        if isinstance(terms[0], tuple):  # in time order (the backward pass adds them last step first)
-            return _outer_sum([left for left, _ in terms[::-1]], [right for _, right in terms[::-1]])
-        return torch.stack(terms).sum(0)
+        if key in self.pairs:  # in time order (the backward pass adds them last step first)
+            steps = self.pairs[key][::-1]
+            return _outer_sum([left for left, _ in steps], [right for _, right in steps])
+        return torch.stack(self.terms[key]).sum(0)
 
 
 class EulerScan(torch.autograd.Function):
