@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 # the kinds' registry; its names stay importable from here (MODEL_KINDS, CONTINUOUS_KINDS, ...)
+from gnode.chunks import member_chunks
 from gnode.model_kinds import (  # noqa: F401
     ACTIVATIONS,
     CONTINUOUS_KINDS,
@@ -399,13 +400,31 @@ class RecurrentEnsemble(nn.Module):
     def _scan(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
         if self.spec.continuous:
             return self._fused_euler(x, h, dt)
+        chunks = member_chunks(self.n_members, self._step_bytes(x.shape[1]), x.device)
+        if len(chunks) == 1:
+            return self._discrete_loop(self, h, x)
+        # each chunk projects its own inputs: a slice of all members' projections would send a
+        # whole (E, B, T, .) gradient back per chunk
+        return torch.cat([self._discrete_loop(_MemberChunk(self, c), h[c], x[c]) for c in chunks], 0)
+
+    def _step_bytes(self, batch: int) -> int:
+        """One member's parameters and one step's activations of a discrete model, in bytes: what
+        :func:`gnode.chunks.member_chunks` fits into a core's cache."""
+        params = dict(self.named_parameters())
+        rows = sum(p.shape[-1] for n, p in params.items() if n.startswith("W") and n != "W_o")  # N per gate
+        return self.W_o.element_size() * (sum(p[0].numel() for p in params.values()) + rows * batch)
+
+    @staticmethod
+    def _discrete_loop(model, h: Tensor, x: Tensor) -> Tensor:
+        """States (E, B, T, N) of a discrete ``model`` (an ensemble or a chunk of one) from h
+        (E, B, N) and inputs x (E, B, T, I)."""
         # unbind, not indexing: the backward of x[:, :, k] allocates and fills a whole
         # (E, B, T, .) zero tensor per bin (O(T^2) work); unbind's backward is one stack
-        xp_bins = {n: p.unbind(2) for n, p in self.project_inputs(x).items()}
-        step = self.spec.model.step
+        xp_bins = {n: p.unbind(2) for n, p in model.project_inputs(x).items()}
+        step = model.spec.model.step
         states = []
         for k in range(x.shape[2]):
-            h = step(self, h, {n: p[k] for n, p in xp_bins.items()})
+            h = step(model, h, {n: p[k] for n, p in xp_bins.items()})
             states.append(h)
         return torch.stack(states, dim=2)
 
@@ -444,6 +463,26 @@ class RecurrentEnsemble(nn.Module):
             for name, p in [*self.named_parameters(), *self.named_buffers()]:
                 getattr(out, name).copy_(p[idx.to(p.device)])
         return out
+
+
+class _MemberChunk:
+    """A chunk of an ensemble's members as the step functions read it (``model.W``,
+    ``model.gate(h, xp)``, ``model.spec``): its tensors sliced to the chunk, its methods bound to
+    the chunk. The slices are views, so gradients reach the ensemble's parameters."""
+
+    def __init__(self, model: RecurrentEnsemble, members: slice):
+        self._model, self._members = model, members
+
+    def __getattr__(self, name: str):
+        value = getattr(self._model, name)
+        if isinstance(value, Tensor):
+            value = value[self._members]
+        elif hasattr(value, "__func__"):  # a method: bound to the chunk, so it reads the sliced weights
+            value = value.__func__.__get__(self)
+        # kept: one slice per chunk, not one per step (each slice is a node of the graph whose
+        # backward writes a whole (E, ...) gradient)
+        setattr(self, name, value)
+        return value
 
 
 class _BinField(nn.Module):

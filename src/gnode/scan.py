@@ -20,6 +20,9 @@ How it is laid out, and why (measured on a 2-core CPU, ``benchmarks/p1_*``, ``p3
 - The forward pass runs without a graph and keeps the per-step quantities; the backward pass walks
   back in time (BPTT) and accumulates the weight gradients step by step, each in the orientation
   whose output is the wider one.
+- On a CPU the members run in chunks sized to the core's cache (:func:`scan_chunks`,
+  :mod:`gnode.chunks`), each chunk through all steps, forward and backward: the paper's flip-flop
+  shapes train 1.1-1.4x faster so (``benchmarks/p8_member_chunks.py``).
 
 States and gradients equal autograd's to rounding (float64 tests). Not twice differentiable
 (``once_differentiable``): use ``RecurrentEnsemble.use_scan = False`` for ``create_graph``.
@@ -30,6 +33,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from gnode.chunks import member_chunks
 
 # in place: the pre-activation is a fresh product nobody else reads (the first layer's rows get
 # the activation, the gate's rows the sigmoid), and a second buffer per step is one more
@@ -143,6 +148,21 @@ def scan_columns(cfg, h0: Tensor, xs: Tensor, alpha, params, keep: bool = False)
 ROW_MAX_B = 16
 
 
+def scan_chunks(cfg, params, b: int, device: torch.device) -> list[slice]:
+    """The chunks of members (:mod:`gnode.chunks`) the scan runs one after another, for a batch
+    of ``b``: a member's parameters and one step's activations, (first layer + gate + hidden
+    layers + N) x ``b`` numbers. With one sequence per member (``b`` = 1, the expressivity fits)
+    a step is all call overhead, which chunks would multiply: one chunk."""
+    e = params[0].shape[0]
+    if b == 1:
+        return [slice(0, e)]
+    c1, cz, hidden, w_out, _ = _unpack(cfg, params)
+    rows = c1.shape[-1] + (cz.shape[-1] if cz is not None else 0) + sum(w.shape[-1] for w, _ in hidden)
+    rows += w_out.shape[-1] if w_out is not None else 0
+    member_bytes = params[0].element_size() * (sum(p[0].numel() for p in params) + rows * b)
+    return member_chunks(e, member_bytes, device)
+
+
 def _mm(a: Tensor, x: Tensor, acc: Tensor | None = None) -> Tensor:
     """a @ x for a (E, P, R) and x (E, R, B), or added into ``acc`` in place.
 
@@ -223,91 +243,128 @@ class EulerScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cfg, h0, xs, alpha, *params):
-        states, (hx, a1s, hid, zs, fs) = scan_columns(cfg, h0, xs, alpha, params, keep=True)
+        chunks = scan_chunks(cfg, params, h0.shape[-1], h0.device)
+        parts = [scan_columns(cfg, h0[c], xs[:, c], _alpha_part(alpha, c), [p[c] for p in params], keep=True)
+                 for c in chunks]
         # everything through save_for_backward (not on ctx): autograd then frees it after the
         # backward pass and raises if any of it (e.g. the returned states, a view of hx) is
         # modified in place before that
-        ctx.save_for_backward(*params, hx, *a1s, *(a for layer in hid for a in layer), *zs, *fs)
+        kept = []
+        for _, (hx, a1s, hid, zs, fs) in parts:
+            kept += [hx, *a1s, *(a for layer in hid for a in layer), *zs, *fs]
+        ctx.save_for_backward(*params, *kept)
         ctx.n_params = len(params)
         ctx.cfg = cfg
         ctx.alpha = alpha
         ctx.x_shape = xs.shape
-        return states
+        ctx.chunks = chunks
+        return _join([states for states, _ in parts], 1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_states):
-        act, depth, gated, substeps, clamp = ctx.cfg
-        params, hx, a1s, hid, zs, fs = _saved(ctx)
-        k_steps, n_hid = len(a1s), len(hid)
+        params, per_chunk = _saved(ctx)
         g_states = g_states.contiguous()  # arrives permuted from the (E, B, T, N) view
-        alpha = ctx.alpha
-        float_alpha = not torch.is_tensor(alpha)
-        c1, cz, hidden, w_out, _ = _unpack(ctx.cfg, params)
-        hidden_w = [wk for wk, _ in hidden]
-        _, e, n_in, b = ctx.x_shape
-        n = hx.shape[2] - n_in - 1
         need_x = ctx.needs_input_grad[2]
-        c1_in = c1[:, : n + n_in] if need_x else c1[:, :n]
+        g_x = g_states.new_zeros(ctx.x_shape) if need_x else None
+        parts = [_backward(ctx.cfg, _alpha_part(ctx.alpha, c), [p[c] for p in params], saved, g_states[:, c],
+                           g_x[:, c] if need_x else None)
+                 for c, saved in zip(ctx.chunks, per_chunk)]
+        g_h0 = _join([g for g, _ in parts], 0)
+        g_params = [_join(list(gs), 0) for gs in zip(*(grads for _, grads in parts))]
+        return (None, g_h0, g_x, None, *g_params)
 
-        defer = b == 1  # one sequence per member (the expressivity fits): see _StepSums
-        sums = _StepSums(defer)
-        g_x = hx.new_zeros(ctx.x_shape) if need_x else None
-        g = hx.new_zeros(e, n, b)
-        # with B = 1, the per-step factors that do not depend on g are computed for all steps at
-        # once (the same elementwise values; with batches they would double the backward's memory)
-        inside = (hx[1:, :, :n].abs() < clamp).to(hx.dtype) if clamp is not None and defer else None
-        pre_gate = defer and gated and float_alpha
-        if pre_gate:
-            cf_all = alpha * torch.stack(zs)  # (K, E, N, 1)
-            dq_all = (torch.stack(fs) - hx[:k_steps, :, :n]).mul_(alpha)  # dh/dz = alpha (f - h)
-        for j in range(k_steps - 1, -1, -1):
-            k = j // substeps
-            if (j + 1) % substeps == 0:
-                g.add_(g_states[k])  # g is this function's own buffer
-            if clamp is not None:  # dL/dh_{j+1} passes the clamp where it did not bind
-                g.mul_(inside[j] if defer else hx[j + 1][:, :n].abs() < clamp)
-            ak = alpha if float_alpha else alpha[k]
-            cur = hx[j]
-            cf = (cf_all[j] if pre_gate else ak * zs[j]) if gated else ak  # the Euler weight w of this step
-            gf = g * cf  # dL/df, (E, N, B)
-            ga = gf
-            if depth >= 1:
-                sums.outer("W_out^T", gf, hid[-1][j] if n_hid else a1s[j])
-                sums.add("b_out", gf)
-                ga = _mm(w_out, gf)  # (E, M, B)
-                for i in range(n_hid - 1, -1, -1):
-                    gp = _act_back(act, ga, hid[i][j])
-                    sums.outer(("W", i), hid[i - 1][j] if i > 0 else a1s[j], gp)
-                    sums.add(("b", i), gp)
-                    ga = _mm(hidden_w[i], gp)
-            gp = _act_back(act, ga, a1s[j])  # (E, first, B)
-            sums.outer("c1", cur, gp)
-            g_in = _mm(c1_in, gp)  # dL/d[h; x] through the first layer
-            if gated:  # the gate's pre-activation q: dh/dq = alpha (f - h) z (1 - z)
-                u = dq_all[j] * g if pre_gate else (fs[j] - cur[:, :n]).mul_(g).mul_(ak)
-                gq = torch.ops.aten.sigmoid_backward(u, zs[j])
-                sums.outer("cz", cur, gq)
-                _mm(cz[:, : g_in.shape[1]], gq, acc=g_in)
-            if need_x:
-                g_x[k].add_(g_in[:, n:])
-            g = g_in[:, :n].add_(g).sub_(gf)  # in place: fewer passes over memory
-        return (None, g, g_x, None, *_param_grads(sums, n, n + n_in, gated, n_hid, depth))
+
+def _join(parts: list[Tensor], dim: int) -> Tensor:
+    """The members' chunks put back together along ``dim`` (no copy for a single chunk)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim)
+
+
+def _alpha_part(alpha, members: slice):
+    """The Euler factor of a chunk of members: a float, or (T, A, 1, B) sliced where A = E."""
+    return alpha if not torch.is_tensor(alpha) or alpha.shape[1] == 1 else alpha[:, members]
+
+
+def _backward(cfg, alpha, params, saved, g_states: Tensor, g_x: Tensor | None):
+    """BPTT through one chunk of members: ``saved`` is what :func:`scan_columns` kept,
+    ``g_states`` (T, E, N, B) dL/d states, ``g_x`` (T, E, I, B) receives dL/d inputs (or None).
+
+    Returns dL/dh0 (E, N, B) and the gradients of ``params``.
+    """
+    act, depth, gated, substeps, clamp = cfg
+    hx, a1s, hid, zs, fs = saved
+    k_steps, n_hid = len(a1s), len(hid)
+    float_alpha = not torch.is_tensor(alpha)
+    c1, cz, hidden, w_out, _ = _unpack(cfg, params)
+    hidden_w = [wk for wk, _ in hidden]
+    e, b = hx.shape[1], hx.shape[-1]
+    n_in = params[1].shape[1]
+    n = hx.shape[2] - n_in - 1
+    c1_in = c1[:, : n + n_in] if g_x is not None else c1[:, :n]
+
+    defer = b == 1  # one sequence per member (the expressivity fits): see _StepSums
+    sums = _StepSums(defer)
+    g = hx.new_zeros(e, n, b)
+    # with B = 1, the per-step factors that do not depend on g are computed for all steps at
+    # once (the same elementwise values; with batches they would double the backward's memory)
+    inside = (hx[1:, :, :n].abs() < clamp).to(hx.dtype) if clamp is not None and defer else None
+    pre_gate = defer and gated and float_alpha
+    if pre_gate:
+        cf_all = alpha * torch.stack(zs)  # (K, E, N, 1)
+        dq_all = (torch.stack(fs) - hx[:k_steps, :, :n]).mul_(alpha)  # dh/dz = alpha (f - h)
+    for j in range(k_steps - 1, -1, -1):
+        k = j // substeps
+        if (j + 1) % substeps == 0:
+            g.add_(g_states[k])  # g is this function's own buffer
+        if clamp is not None:  # dL/dh_{j+1} passes the clamp where it did not bind
+            g.mul_(inside[j] if defer else hx[j + 1][:, :n].abs() < clamp)
+        ak = alpha if float_alpha else alpha[k]
+        cur = hx[j]
+        cf = (cf_all[j] if pre_gate else ak * zs[j]) if gated else ak  # the Euler weight w of this step
+        gf = g * cf  # dL/df, (E, N, B)
+        ga = gf
+        if depth >= 1:
+            sums.outer("W_out^T", gf, hid[-1][j] if n_hid else a1s[j])
+            sums.add("b_out", gf)
+            ga = _mm(w_out, gf)  # (E, M, B)
+            for i in range(n_hid - 1, -1, -1):
+                gp = _act_back(act, ga, hid[i][j])
+                sums.outer(("W", i), hid[i - 1][j] if i > 0 else a1s[j], gp)
+                sums.add(("b", i), gp)
+                ga = _mm(hidden_w[i], gp)
+        gp = _act_back(act, ga, a1s[j])  # (E, first, B)
+        sums.outer("c1", cur, gp)
+        g_in = _mm(c1_in, gp)  # dL/d[h; x] through the first layer
+        if gated:  # the gate's pre-activation q: dh/dq = alpha (f - h) z (1 - z)
+            u = dq_all[j] * g if pre_gate else (fs[j] - cur[:, :n]).mul_(g).mul_(ak)
+            gq = torch.ops.aten.sigmoid_backward(u, zs[j])
+            sums.outer("cz", cur, gq)
+            _mm(cz[:, : g_in.shape[1]], gq, acc=g_in)
+        if g_x is not None:
+            g_x[k].add_(g_in[:, n:])
+        g = g_in[:, :n].add_(g).sub_(gf)  # in place: fewer passes over memory
+    return g, _param_grads(sums, n, n + n_in, gated, n_hid, depth)
 
 
 def _saved(ctx):
-    """What :meth:`EulerScan.forward` saved: params, hx, and per step a1s, hid[i], zs, fs."""
-    _, depth, _, substeps, _ = ctx.cfg
+    """What :meth:`EulerScan.forward` saved: the params, and per chunk of members
+    (hx, a1s, hid, zs, fs) as :func:`scan_columns` keeps them."""
+    _, depth, gated, substeps, _ = ctx.cfg
     saved = ctx.saved_tensors
-    params, hx = saved[: ctx.n_params], saved[ctx.n_params]
+    params, rest = saved[: ctx.n_params], saved[ctx.n_params:]
     k_steps = ctx.x_shape[0] * substeps
-    per_step = saved[ctx.n_params + 1:]
     n_hid = max(depth - 1, 0)
-    a1s = per_step[:k_steps]
-    hid = [per_step[k_steps * (1 + i): k_steps * (2 + i)] for i in range(n_hid)]
-    zs = per_step[k_steps * (1 + n_hid): k_steps * (2 + n_hid)]
-    fs = per_step[k_steps * (2 + n_hid):]
-    return params, hx, a1s, hid, zs, fs
+    per_step = 1 + n_hid + (2 if gated else 0)  # a1, the hidden layers' activations, z and f
+    size = 1 + k_steps * per_step
+    chunks = []
+    for lo in range(0, len(rest), size):
+        hx, steps = rest[lo], rest[lo + 1: lo + size]
+        a1s = steps[:k_steps]
+        hid = [steps[k_steps * (1 + i): k_steps * (2 + i)] for i in range(n_hid)]
+        zs = steps[k_steps * (1 + n_hid): k_steps * (2 + n_hid)]
+        fs = steps[k_steps * (2 + n_hid):]
+        chunks.append((hx, a1s, hid, zs, fs))
+    return params, chunks
 
 
 def _param_grads(sums: _StepSums, n: int, n_u: int, gated: bool, n_hid: int, depth: int) -> list[Tensor]:
@@ -361,5 +418,7 @@ def euler_scan(model, x: Tensor, h0: Tensor, alpha, clamp: float | None = None) 
     if torch.is_grad_enabled() and any(p.requires_grad for p in [h0, x, *params]):
         states = EulerScan.apply(cfg, h0_t, xs, alpha, *params)
     else:
-        states = scan_columns(cfg, h0_t, xs, alpha, params)
+        chunks = scan_chunks(cfg, params, h0_t.shape[-1], h0.device)
+        states = _join([scan_columns(cfg, h0_t[c], xs[:, c], _alpha_part(alpha, c), [p[c] for p in params])
+                        for c in chunks], 1)
     return states.permute(1, 3, 0, 2)

@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+import gnode.chunks
 import gnode.scan
 from gnode.models import INITIAL_STATES, ModelSpec, RecurrentEnsemble
 from gnode.scan import EulerScan, euler_scan, scan_params
@@ -14,11 +15,14 @@ from gnode.scan import EulerScan, euler_scan, scan_params
 E, B, T, I = 2, 3, 5, 2
 
 
-@pytest.fixture(autouse=True, params=["column", "row"])
+@pytest.fixture(autouse=True, params=["column", "row", "row, one member at a time"])
 def product_layout(request, monkeypatch):
-    """Every test on both ways of forming the scan's products: the column layout (W^T h^T) and
-    the row product (h W)^T that small batches take (``gnode.scan.ROW_MAX_B``)."""
+    """Every test on both ways of forming the scan's products, the column layout (W^T h^T) and
+    the row product (h W)^T that small batches take (``gnode.scan.ROW_MAX_B``), and with the
+    members in chunks of one (``gnode.chunks.CHUNK_BYTES``; by default these small models run as
+    one chunk)."""
     monkeypatch.setattr(gnode.scan, "ROW_MAX_B", 0 if request.param == "column" else 1_000_000)
+    monkeypatch.setattr(gnode.chunks, "CHUNK_BYTES", 1 if "member" in request.param else 1 << 40)
     return request.param
 
 
@@ -145,6 +149,7 @@ def test_scan_autonomous_matches_autograd(kind):
 @pytest.mark.parametrize(
     "kind,alpha_tensor,clamp,b",
     [("gnode", False, None, 2), ("node", True, None, 2), ("gnode", True, None, 2), ("gnode", False, 0.7, 2),
+     ("gnode", "per member", None, 2),
      # one sequence per member: the backward's other path (step gradients kept, one product at the end)
      ("gnode", False, 0.7, 1), ("node", True, None, 1), ("gnode", True, None, 1)],
 )  # fmt: skip
@@ -154,7 +159,8 @@ def test_gradcheck(kind, alpha_tensor, clamp, b):
     e, t = 2, 3
     xs = torch.randn(t, e, I, b, dtype=torch.float64, requires_grad=True)  # column layout
     h0 = torch.randn(e, 3, b, dtype=torch.float64, requires_grad=True)
-    alpha = (0.1 + 0.2 * torch.rand(t, 1, 1, b, dtype=torch.float64)) if alpha_tensor else 0.2
+    a_shape = (t, e if alpha_tensor == "per member" else 1, 1, b)
+    alpha = (0.1 + 0.2 * torch.rand(a_shape, dtype=torch.float64)) if alpha_tensor else 0.2
     params = [q.detach().clone().requires_grad_(True) for q in scan_params(model)]
     cfg = ("tanh", 2, kind == "gnode", 2, clamp)
 
@@ -184,16 +190,26 @@ def test_use_scan_off_gives_autograd_graph():
     assert states.grad_fn is not None and not _via_scan(states)
 
 
-def test_in_place_change_of_states_before_backward_raises():
+def test_in_place_change_of_states_before_backward_raises(product_layout):
     """The states are a view of the scan's saved buffer: changing them before backward must not
-    silently corrupt the gradients (autograd's version check, as in the reference loop)."""
+    silently corrupt the gradients (autograd's version check, as in the reference loop). In
+    chunks of members they are a copy the backward does not read: the change is harmless."""
     torch.manual_seed(5)
     model = _model("gnode", 2, "relu", 1)
-    y, states = model(torch.randn(B, T, I, dtype=torch.float64))
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    y, states = model(x)
     loss = y.pow(2).sum()
     states.detach().mul_(0.5)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        loss.backward()
+    if "member" not in product_layout:
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
+        return
+    loss.backward()
+    changed = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    model(x)[0].pow(2).sum().backward()
+    for got, ref in zip(changed, [p.grad for p in model.parameters()]):
+        torch.testing.assert_close(got, ref, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("kind", ["node", "gnode"])
@@ -215,3 +231,87 @@ def test_scan_single_sample_single_bin_and_given_h0(kind):
         for got, ref in zip(*grads):
             torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
     model.use_scan = True
+
+
+def test_member_chunks_follow_the_byte_budget(monkeypatch):
+    """Members per chunk = CHUNK_BYTES x threads // (bytes of a member's parameters and of one
+    step's activations); one chunk on a GPU and for one sequence per member."""
+    model = RecurrentEnsemble(ModelSpec(kind="gnode", n_input=3, n_hidden=10, n_output=3, depth=2, width=20), range(7))
+    params = scan_params(model)
+    cfg = ("relu", 2, True, 1, None)
+    n_params = sum(p[0].numel() for p in params)
+    assert n_params == (10 + 3 + 1) * (20 + 10) + 20 * 20 + 20 + 20 * 10 + 10
+    per_member = 4 * (n_params + (20 + 10 + 20 + 10) * 8)  # first layer, gate, hidden, flow rows x B = 8
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(gnode.chunks, "CHUNK_BYTES", 3 * per_member)
+    assert gnode.scan.scan_chunks(cfg, params, 8, torch.device("cpu")) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    monkeypatch.setattr(gnode.chunks, "CHUNK_BYTES", 3 * per_member - 1)
+    assert len(gnode.scan.scan_chunks(cfg, params, 8, torch.device("cpu"))) == 4  # 2 per chunk
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert len(gnode.scan.scan_chunks(cfg, params, 8, torch.device("cpu"))) == 2  # 5 per chunk
+    monkeypatch.setattr(gnode.chunks, "CHUNK_BYTES", 1)
+    assert len(gnode.scan.scan_chunks(cfg, params, 8, torch.device("cpu"))) == 7
+    assert gnode.scan.scan_chunks(cfg, params, 8, torch.device("cuda")) == [slice(0, 7)]
+    assert gnode.scan.scan_chunks(cfg, params, 1, torch.device("cpu")) == [slice(0, 7)]  # B = 1
+    monkeypatch.setattr(gnode.chunks, "CHUNK_BYTES", 0)  # off
+    assert gnode.scan.scan_chunks(cfg, params, 8, torch.device("cpu")) == [slice(0, 7)]
+    gru = RecurrentEnsemble(ModelSpec(kind="gru", n_input=3, n_hidden=10, n_output=2), range(7))
+    assert gru._step_bytes(8) == 4 * (3 * (10 * 10 + 3 * 10 + 10) + 10 * 2 + 2 + 3 * 10 * 8)  # + readout
+
+
+@pytest.mark.parametrize("b", [2, 6, 40])
+def test_chunks_of_members_agree_to_float32_rounding(monkeypatch, b):
+    """Chunks of members give the whole ensemble's states and gradients to float32 rounding
+    (uneven chunks, per-member Euler factors, a clamp, the row and the column products; mostly
+    the same bits, but a batched product may round differently with fewer members in it)."""
+    torch.manual_seed(7)
+    spec = ModelSpec(kind="gnode", n_input=I, n_hidden=6, n_output=2, depth=3, width=24, tau=0.05, dt=0.01)
+    model = RecurrentEnsemble(spec, range(5))
+    xs = torch.randn(T, 5, I, b)
+    h0 = torch.randn(5, 6, b)
+    alpha = 0.1 + 0.2 * torch.rand(T, 5, 1, b)
+    results = []
+    for chunk_bytes in (0, 1):
+        if chunk_bytes == 1:  # chunks of 2, 2 and 1 members
+            monkeypatch.setattr(gnode.scan, "scan_chunks", lambda *a: [slice(0, 2), slice(2, 4), slice(4, 5)])
+        params = [q.detach().clone().requires_grad_(True) for q in scan_params(model)]
+        h = h0.clone().requires_grad_(True)
+        x = xs.clone().requires_grad_(True)
+        states = EulerScan.apply(("relu", 3, True, 2, 1.5), h, x, alpha, *params)
+        (states.sin() * torch.arange(states.numel()).reshape(states.shape).cos()).sum().backward()
+        with torch.no_grad():
+            free = gnode.scan.scan_columns(("relu", 3, True, 2, 1.5), h0, xs, alpha, params)
+        results.append([states.detach(), free, h.grad, x.grad] + [q.grad for q in params])
+    for got, ref in zip(*results):
+        torch.testing.assert_close(got, ref, rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "mgru"])
+def test_discrete_models_in_chunks_of_members_equal_the_whole_ensemble(monkeypatch, kind):
+    """The discrete models' loop run one member at a time gives the whole ensemble's states, outputs
+    and gradients (float64), with and without a graph, and slices each parameter once per chunk,
+    not once per step."""
+    spec = ModelSpec(kind=kind, n_input=I, n_hidden=4, n_output=2, initial_state="learned")
+    model = RecurrentEnsemble(spec, range(3), dtype=torch.float64)
+    x = torch.randn(B, T, I, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    results = []
+    for chunk_bytes in (0, 1):
+        monkeypatch.setattr(gnode.chunks, "CHUNK_BYTES", chunk_bytes)
+        model.zero_grad(set_to_none=True)
+        y, states = model(x)
+        (y.sin().sum() + states.pow(2).sum()).backward()
+        with torch.no_grad():
+            y_free, _ = model(x)
+        results.append([y.detach(), states.detach(), y_free] + [p.grad for p in model.parameters()])
+        if chunk_bytes:  # one member per chunk: 3 slices per parameter the step reads, whatever T
+            nodes, todo = set(), [y.grad_fn]
+            while todo:
+                fn = todo.pop()
+                if fn is not None and fn not in nodes:
+                    nodes.add(fn)
+                    todo += [f for f, _ in fn.next_functions]
+            slices = sum(type(f).__name__.startswith("SelectBackward") or type(f).__name__.startswith("SliceBackward")
+                         for f in nodes)
+            assert slices <= 3 * (len(list(model.parameters())) + 2)
+    for got, ref in zip(*results):
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
