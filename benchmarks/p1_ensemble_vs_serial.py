@@ -18,6 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, timeit  # noqa: E402
 
+import gnode.chunks  # noqa: E402
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
 from gnode.training import FitSettings, fit  # noqa: E402
 
@@ -39,12 +40,15 @@ def main():
     ap.add_argument("--members", type=int, default=27)
     ap.add_argument("--steps", type=int, default=100, help="optimiser steps per model")
     ap.add_argument("--large", action="store_true", help="also the N = 100 flip-flop shape (slow on a CPU)")
+    ap.add_argument("--chunk-bytes", type=int, default=gnode.chunks.CHUNK_BYTES,
+                    help="gnode.chunks.CHUNK_BYTES (0: all members at once, as before benchmarks/p8)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads of the ensemble")
     ap.add_argument("--serial-threads", type=int, default=None,
                     help="torch threads of the one-by-one runs (default: --threads). Tiny models run fastest on one "
                          "thread, so --threads 2 --serial-threads 1 compares each side at its best on 2 cores")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
+    gnode.chunks.CHUNK_BYTES = a.chunk_bytes
     dev = torch.device(a.device)
     serial_threads = a.serial_threads or a.threads
     torch.set_num_threads(a.threads)

@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import interleaved, machine  # noqa: E402
 
+import gnode.chunks  # noqa: E402
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
 from gnode.training import FitSettings, fit  # noqa: E402
 
@@ -46,11 +47,14 @@ def main():
     ap.add_argument("--shape", choices=sorted(SHAPES), default="3bit")
     ap.add_argument("--members", type=int, default=None, help="ensemble size (default: the shape's)")
     ap.add_argument("--batches", type=int, default=2, help="optimiser steps timed")
+    ap.add_argument("--chunk-bytes", type=int, default=gnode.chunks.CHUNK_BYTES,
+                    help="gnode.chunks.CHUNK_BYTES (0: all members at once, as before benchmarks/p8)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--repeat", type=int, default=5, help="interleaved (matmul, training) pairs")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", type=int, default=2048, help="side of the reference matmul (a GPU wants 8192)")
     a = ap.parse_args()
+    gnode.chunks.CHUNK_BYTES = a.chunk_bytes
     dev = torch.device(a.device)
 
     def sync():

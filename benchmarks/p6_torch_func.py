@@ -51,6 +51,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import interleaved_many, machine  # noqa: E402
 
+import gnode.chunks  # noqa: E402
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
 from gnode.training import member_mse  # noqa: E402
 
@@ -169,6 +170,8 @@ class Ways:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
+    ap.add_argument("--chunk-bytes", type=int, default=gnode.chunks.CHUNK_BYTES,
+                    help="gnode.chunks.CHUNK_BYTES (0: all members at once, as before benchmarks/p8)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads (CPU)")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds (each runs every way once)")
     ap.add_argument("--device", default="cpu")
@@ -177,6 +180,7 @@ def main():
     ap.add_argument("--check", choices=("float64", "none"), default="float64",
                     help="compare the ways' losses and gradients in float64 before timing (none: skip)")
     a = ap.parse_args()
+    gnode.chunks.CHUNK_BYTES = a.chunk_bytes
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     print(f"P6 one training step (forward + backward): our ensemble vs torch.func (vmap, grad={a.grad}) vs "
