@@ -2,14 +2,15 @@
 whole ensemble at once, one training step side by side.
 
 An ensemble step's working set (every member's weights and one step's activations) outgrows a
-core's cache for the paper's flip-flop shapes: 27 members of the 3-bit N = 100 gnODE hold 4.4 MB
-of weights alone. The Euler scan and the discrete models' loop therefore run the members in
+core's cache for the paper's flip-flop shapes: 27 members of the 3-bit N = 100 gnODE hold 5.5 MB
+of parameters. The Euler scan and the discrete models' loop therefore run the members in
 chunks that fit ``CHUNK_BYTES`` per thread (:mod:`gnode.chunks`). This script times one
 optimiser step (forward + backward, 100 bins; 50 for the small expressivity-like shape) with
-chunking off (``CHUNK_BYTES = 0``) and on (the default), interleaved, and prints the largest
-difference of the gradients between the two (0: the same bits).
+chunking off (``CHUNK_BYTES = 0``) and on (the default, or ``--chunk-bytes``), interleaved, and
+prints the largest difference of the gradients between the two (0: the same bits).
 
     python benchmarks/p8_member_chunks.py [--shapes 3bit gru 2bit small] [--batches 10 50 100] [--repeat 5]
+                                          [--chunk-bytes 2097152]
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ def main():
     ap.add_argument("--batches", type=int, nargs="+", default=[10, 50, 100])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--chunk-bytes", type=int, default=chunks.CHUNK_BYTES, help="the chunked side's budget")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     default = chunks.CHUNK_BYTES
-    print(f"P8 on {machine()}; gnode.chunks.CHUNK_BYTES = {default}")
+    chunks.CHUNK_BYTES = args.chunk_bytes
+    print(f"P8 on {machine()}; gnode.chunks.CHUNK_BYTES = {args.chunk_bytes} (default {default})")
     print(f"{'shape':6s} {'batch':>5s} {'chunks':>14s} {'whole ms':>9s} {'chunked ms':>10s} "
           f"{'whole/chunked (min..max of pairs)':>34s} {'max |grad diff| / max |grad|':>28s}")
     for name in args.shapes:
@@ -65,14 +68,14 @@ def main():
         model = RecurrentEnsemble(spec, list(range(members)))
         for b in args.batches:
             x = torch.randn(b, bins, spec.n_input, generator=torch.Generator().manual_seed(0))
-            whole, chunked = step_fn(model, x, 0), step_fn(model, x, default)
-            diff = max(((g - h).abs().max() / g.abs().max()).item() for g, h in zip(whole(), chunked()))
-            chunks.CHUNK_BYTES = default
+            whole, chunked = step_fn(model, x, 0), step_fn(model, x, args.chunk_bytes)
+            diff = max(((g - h).abs().max() / g.abs().max().clamp_min(1e-30)).item() for g, h in zip(whole(), chunked()))
+            chunks.CHUNK_BYTES = args.chunk_bytes
             if spec.continuous:
                 cfg = (spec.activation, spec.depth, spec.gated, 1, None)
                 parts = scan_chunks(cfg, scan_params(model), b, torch.device("cpu"))
             else:
-                parts = member_chunks(members, model._step_bytes(b), torch.device("cpu"))
+                parts = member_chunks(members, model._step_bytes(b), b, torch.device("cpu"))
             sizes = [c.stop - c.start for c in parts]
             t_w, t_c, ratios = interleaved(whole, chunked, repeat=args.repeat)
             print(f"{name:6s} {b:5d} {len(sizes):3d} x {max(sizes):2d} mem. {t_w * 1e3:9.1f} {t_c * 1e3:10.1f} "

@@ -378,7 +378,8 @@ class RecurrentEnsemble(nn.Module):
     def readout(self, states: Tensor) -> Tensor:
         """y = h W_o + b_o: (E, B, T, N) -> (E, B, T, O).
 
-        States from :mod:`gnode.scan` are a strided view of its column-layout buffer (B the
+        States from :mod:`gnode.scan` are a strided view of its column-layout buffer, or a copy
+        in that layout when the members ran in chunks (B the
         fastest dimension); for them the product is taken as W_o^T h^T (one copy of the states
         into (E, N, T B) first), whose output (O, T B) is wide: about 2.5x faster, forward and
         backward, than the (T B, O) one for O of 1 to 3 on the project's CPU (benchmarks/README.md).
@@ -400,16 +401,21 @@ class RecurrentEnsemble(nn.Module):
     def _scan(self, x: Tensor, h: Tensor, dt: Tensor | None) -> Tensor:
         if self.spec.continuous:
             return self._fused_euler(x, h, dt)
-        chunks = member_chunks(self.n_members, self._step_bytes(x.shape[1]), x.device)
+        chunks = member_chunks(self.n_members, self._step_bytes(x.shape[1]), x.shape[1], x.device)
         if len(chunks) == 1:
             return self._discrete_loop(self, h, x)
-        # each chunk projects its own inputs: a slice of all members' projections would send a
-        # whole (E, B, T, .) gradient back per chunk
-        return torch.cat([self._discrete_loop(_MemberChunk(self, c), h[c], x[c]) for c in chunks], 0)
+        # each parameter split once (one node whose backward is one cat; a slice per chunk would
+        # send a whole (E, ...) zero-padded gradient back per chunk), and each chunk projects its
+        # own inputs (a slice of all members' projections would do the same per chunk)
+        sizes = [c.stop - c.start for c in chunks]
+        parts = {n: p.split(sizes) for n, p in self.named_parameters()}
+        return torch.cat([self._discrete_loop(_MemberChunk(self, c, {n: v[i] for n, v in parts.items()}), h[c], x[c])
+                          for i, c in enumerate(chunks)], 0)
 
     def _step_bytes(self, batch: int) -> int:
         """One member's parameters and one step's activations of a discrete model, in bytes: what
-        :func:`gnode.chunks.member_chunks` fits into a core's cache."""
+        :func:`gnode.chunks.member_chunks` fits into a core's cache (the readout and h0 are
+        counted too: a few percent, and simpler than listing the step's weights per kind)."""
         params = dict(self.named_parameters())
         rows = sum(p.shape[-1] for n, p in params.items() if n.startswith("W") and n != "W_o")  # N per gate
         return self.W_o.element_size() * (sum(p[0].numel() for p in params.values()) + rows * batch)
@@ -466,21 +472,22 @@ class RecurrentEnsemble(nn.Module):
 
 
 class _MemberChunk:
-    """A chunk of an ensemble's members as the step functions read it (``model.W``,
-    ``model.gate(h, xp)``, ``model.spec``): its tensors sliced to the chunk, its methods bound to
-    the chunk. The slices are views, so gradients reach the ensemble's parameters."""
+    """A chunk of an ensemble's members as the step functions read it: ``model.W`` etc. are the
+    chunk's parameters (views of the ensemble's, so gradients reach them), methods such as
+    ``model.gate(h, xp)`` and ``project_inputs`` are bound to the chunk, buffers are sliced to
+    it, and anything else (``spec``) is the ensemble's. Properties such as ``n_members`` are the
+    whole ensemble's: nothing in a step reads them."""
 
-    def __init__(self, model: RecurrentEnsemble, members: slice):
+    def __init__(self, model: RecurrentEnsemble, members: slice, params: dict[str, Tensor]):
         self._model, self._members = model, members
+        self.__dict__.update(params)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # only for what is not a parameter of the chunk
         value = getattr(self._model, name)
-        if isinstance(value, Tensor):
+        if isinstance(value, Tensor):  # a buffer, (E, ...)
             value = value[self._members]
-        elif hasattr(value, "__func__"):  # a method: bound to the chunk, so it reads the sliced weights
+        elif hasattr(value, "__func__"):  # a method: bound to the chunk, so it reads the chunk's weights
             value = value.__func__.__get__(self)
-        # kept: one slice per chunk, not one per step (each slice is a node of the graph whose
-        # backward writes a whole (E, ...) gradient)
         setattr(self, name, value)
         return value
 

@@ -22,7 +22,7 @@ How it is laid out, and why (measured on a 2-core CPU, ``benchmarks/p1_*``, ``p3
   whose output is the wider one.
 - On a CPU the members run in chunks sized to the core's cache (:func:`scan_chunks`,
   :mod:`gnode.chunks`), each chunk through all steps, forward and backward: the paper's flip-flop
-  shapes train 1.1-1.4x faster so (``benchmarks/p8_member_chunks.py``).
+  shapes train mostly 1.1-1.3x faster so (``benchmarks/p8_member_chunks.py``).
 
 States and gradients equal autograd's to rounding (float64 tests). Not twice differentiable
 (``once_differentiable``): use ``RecurrentEnsemble.use_scan = False`` for ``create_graph``.
@@ -149,18 +149,14 @@ ROW_MAX_B = 16
 
 
 def scan_chunks(cfg, params, b: int, device: torch.device) -> list[slice]:
-    """The chunks of members (:mod:`gnode.chunks`) the scan runs one after another, for a batch
-    of ``b``: a member's parameters and one step's activations, (first layer + gate + hidden
-    layers + N) x ``b`` numbers. With one sequence per member (``b`` = 1, the expressivity fits)
-    a step is all call overhead, which chunks would multiply: one chunk."""
-    e = params[0].shape[0]
-    if b == 1:
-        return [slice(0, e)]
-    c1, cz, hidden, w_out, _ = _unpack(cfg, params)
-    rows = c1.shape[-1] + (cz.shape[-1] if cz is not None else 0) + sum(w.shape[-1] for w, _ in hidden)
-    rows += w_out.shape[-1] if w_out is not None else 0
+    """The chunks of members (:func:`gnode.chunks.member_chunks`) the scan runs one after
+    another, for a batch of ``b``: a member's parameters and one step's activations, (first
+    layer + gate + hidden layers + N) x ``b`` numbers."""
+    _, _, gated, _, _ = cfg
+    rows = params[0].shape[-1] + (params[3].shape[-1] if gated else 0)  # W_1 and W_z
+    rows += sum(w.shape[-1] for w in (params[6:] if gated else params[3:])[0::2])  # W_k and W_out
     member_bytes = params[0].element_size() * (sum(p[0].numel() for p in params) + rows * b)
-    return member_chunks(e, member_bytes, device)
+    return member_chunks(params[0].shape[0], member_bytes, b, device)
 
 
 def _mm(a: Tensor, x: Tensor, acc: Tensor | None = None) -> Tensor:
@@ -247,8 +243,8 @@ class EulerScan(torch.autograd.Function):
         parts = [scan_columns(cfg, h0[c], xs[:, c], _alpha_part(alpha, c), [p[c] for p in params], keep=True)
                  for c in chunks]
         # everything through save_for_backward (not on ctx): autograd then frees it after the
-        # backward pass and raises if any of it (e.g. the returned states, a view of hx) is
-        # modified in place before that
+        # backward pass and raises if any of it (e.g. the returned states, a view of hx when
+        # there is one chunk) is modified in place before that
         kept = []
         for _, (hx, a1s, hid, zs, fs) in parts:
             kept += [hx, *a1s, *(a for layer in hid for a in layer), *zs, *fs]
@@ -398,9 +394,10 @@ def scan_params(model) -> list[Tensor]:
 def euler_scan(model, x: Tensor, h0: Tensor, alpha, clamp: float | None = None) -> Tensor:
     """States (E, B, T, N) of the Euler scan of a node/gnode ``model``.
 
-    Runs :class:`EulerScan` when a gradient is needed and :func:`scan_columns` otherwise. The
-    states are a permuted, strided view of the scan's column-layout buffer (B the fastest
-    dimension): do not modify them in place (autograd raises if they are, before backward).
+    Runs :class:`EulerScan` when a gradient is needed and :func:`scan_columns` otherwise, on
+    the members in chunks (:func:`scan_chunks`). The states are a permuted, strided view of the
+    scan's column-layout buffer (B the fastest dimension), or with several chunks a copy in the
+    same layout: do not modify them in place (for a view, autograd raises before backward).
 
     Args:
         x: (E, B, T, I) inputs, held constant within each bin.

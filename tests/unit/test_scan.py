@@ -253,6 +253,7 @@ def test_member_chunks_follow_the_byte_budget(monkeypatch):
     assert len(gnode.scan.scan_chunks(cfg, params, 8, torch.device("cpu"))) == 7
     assert gnode.scan.scan_chunks(cfg, params, 8, torch.device("cuda")) == [slice(0, 7)]
     assert gnode.scan.scan_chunks(cfg, params, 1, torch.device("cpu")) == [slice(0, 7)]  # B = 1
+    assert gnode.chunks.member_chunks(7, 1, 1, torch.device("cpu")) == [slice(0, 7)]  # B = 1, any model
     monkeypatch.setattr(gnode.chunks, "CHUNK_BYTES", 0)  # off
     assert gnode.scan.scan_chunks(cfg, params, 8, torch.device("cpu")) == [slice(0, 7)]
     gru = RecurrentEnsemble(ModelSpec(kind="gru", n_input=3, n_hidden=10, n_output=2), range(7))
@@ -261,36 +262,53 @@ def test_member_chunks_follow_the_byte_budget(monkeypatch):
 
 @pytest.mark.parametrize("b", [2, 6, 40])
 def test_chunks_of_members_agree_to_float32_rounding(monkeypatch, b):
-    """Chunks of members give the whole ensemble's states and gradients to float32 rounding
-    (uneven chunks, per-member Euler factors, a clamp, the row and the column products; mostly
-    the same bits, but a batched product may round differently with fewer members in it)."""
+    """Chunks of members give the whole ensemble's states and gradients, and its states without a
+    graph, to float32 rounding (uneven chunks, per-member Euler factors, a clamp, the row and the
+    column products; mostly the same bits, but a batched product may round differently with
+    fewer members in it)."""
     torch.manual_seed(7)
-    spec = ModelSpec(kind="gnode", n_input=I, n_hidden=6, n_output=2, depth=3, width=24, tau=0.05, dt=0.01)
+    spec = ModelSpec(kind="gnode", n_input=I, n_hidden=6, n_output=2, depth=3, width=24, activation="relu",
+                     tau=0.05, dt=0.01, substeps=2)
     model = RecurrentEnsemble(spec, range(5))
+    cfg = ("relu", 3, True, 2, 1.5)
     xs = torch.randn(T, 5, I, b)
     h0 = torch.randn(5, 6, b)
     alpha = 0.1 + 0.2 * torch.rand(T, 5, 1, b)
     results = []
-    for chunk_bytes in (0, 1):
-        if chunk_bytes == 1:  # chunks of 2, 2 and 1 members
+    for chunked in (False, True):
+        monkeypatch.setattr(gnode.chunks, "CHUNK_BYTES", 0)  # the whole ensemble, whatever the fixture says
+        if chunked:  # chunks of 2, 2 and 1 members
             monkeypatch.setattr(gnode.scan, "scan_chunks", lambda *a: [slice(0, 2), slice(2, 4), slice(4, 5)])
         params = [q.detach().clone().requires_grad_(True) for q in scan_params(model)]
         h = h0.clone().requires_grad_(True)
         x = xs.clone().requires_grad_(True)
-        states = EulerScan.apply(("relu", 3, True, 2, 1.5), h, x, alpha, *params)
+        states = EulerScan.apply(cfg, h, x, alpha, *params)
         (states.sin() * torch.arange(states.numel()).reshape(states.shape).cos()).sum().backward()
-        with torch.no_grad():
-            free = gnode.scan.scan_columns(("relu", 3, True, 2, 1.5), h0, xs, alpha, params)
-        results.append([states.detach(), free, h.grad, x.grad] + [q.grad for q in params])
+        with torch.no_grad():  # euler_scan's own path without a graph, in its (E, B, T, .) layout
+            free = euler_scan(model, xs.permute(1, 3, 0, 2), h0.transpose(1, 2), alpha[:, :, 0].permute(1, 2, 0),
+                              clamp=1.5)
+        results.append([states.detach(), free.permute(2, 0, 3, 1), h.grad, x.grad] + [q.grad for q in params])
     for got, ref in zip(*results):
         torch.testing.assert_close(got, ref, rtol=2e-6, atol=2e-6)
+    torch.testing.assert_close(results[0][1], results[0][0], rtol=2e-6, atol=2e-6)  # with and without a graph
+
+
+def _split_nodes(t: torch.Tensor) -> int:
+    """Nodes of ``t``'s graph that split, slice or select a tensor."""
+    nodes, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is not None and fn not in nodes:
+            nodes.add(fn)
+            todo += [f for f, _ in fn.next_functions]
+    return sum(type(f).__name__.startswith(("Split", "Slice", "Select")) for f in nodes)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "mgru"])
 def test_discrete_models_in_chunks_of_members_equal_the_whole_ensemble(monkeypatch, kind):
     """The discrete models' loop run one member at a time gives the whole ensemble's states, outputs
-    and gradients (float64), with and without a graph, and slices each parameter once per chunk,
-    not once per step."""
+    and gradients (float64), with and without a graph, and splits each parameter once, not once
+    per step: its graph has as many split nodes for 2 T bins as for T."""
     spec = ModelSpec(kind=kind, n_input=I, n_hidden=4, n_output=2, initial_state="learned")
     model = RecurrentEnsemble(spec, range(3), dtype=torch.float64)
     x = torch.randn(B, T, I, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
@@ -303,15 +321,7 @@ def test_discrete_models_in_chunks_of_members_equal_the_whole_ensemble(monkeypat
         with torch.no_grad():
             y_free, _ = model(x)
         results.append([y.detach(), states.detach(), y_free] + [p.grad for p in model.parameters()])
-        if chunk_bytes:  # one member per chunk: 3 slices per parameter the step reads, whatever T
-            nodes, todo = set(), [y.grad_fn]
-            while todo:
-                fn = todo.pop()
-                if fn is not None and fn not in nodes:
-                    nodes.add(fn)
-                    todo += [f for f, _ in fn.next_functions]
-            slices = sum(type(f).__name__.startswith("SelectBackward") or type(f).__name__.startswith("SliceBackward")
-                         for f in nodes)
-            assert slices <= 3 * (len(list(model.parameters())) + 2)
     for got, ref in zip(*results):
         torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    assert len(gnode.chunks.member_chunks(3, 1, B, torch.device("cpu"))) == 3  # one member per chunk above
+    assert _split_nodes(model(torch.cat([x, x], 1))[0]) == _split_nodes(model(x)[0])
