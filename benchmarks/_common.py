@@ -5,8 +5,48 @@ from __future__ import annotations
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 
 import torch
+
+from gnode.models import ModelSpec, RecurrentEnsemble
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A benchmark shape: the model, how many members, the batch and the number of bins."""
+
+    spec: ModelSpec
+    members: int
+    batch: int
+    bins: int
+
+
+#: issue 16's shapes: the paper profile's two dominant flip-flop ones, and P1's small models
+#: (the expressivity sweep's size)
+SHAPES = {
+    "3bit": Shape(ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100), 27, 100, 100),
+    "2bit": Shape(ModelSpec(kind="gnode", n_input=2, n_hidden=2, n_output=2, depth=2, width=316), 9, 50, 100),
+    "small": Shape(ModelSpec(kind="node", n_input=1, n_hidden=4, n_output=1, depth=2, width=32, tau=0.1, dt=0.01),
+                   27, 100, 50),
+}
+
+
+def step_fn(model: RecurrentEnsemble, x: torch.Tensor, module=None, name: str = "", value=None):
+    """One training step (forward, mean squared output, backward) of ``model`` on ``x``, as a
+    function that returns the gradients. With ``module``, ``module.name = value`` is set first:
+    interleaved timings flip a module constant (``gnode.scan.ROW_MAX_B``,
+    ``gnode.chunks.CHUNK_BYTES``) between the two sides of a pair."""
+
+    def step():
+        if module is not None:
+            setattr(module, name, value)
+        model.zero_grad(set_to_none=True)
+        out, _ = model(x)
+        out.pow(2).mean().backward()
+        return [p.grad for p in model.parameters()]  # fresh tensors each call (set_to_none)
+
+    return step
 
 
 def timeit(fn, *, repeat: int = 3, warmup: int = 1) -> float:

@@ -20,17 +20,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved, machine  # noqa: E402
+from _common import SHAPES, interleaved, machine  # noqa: E402
 
 import gnode.chunks  # noqa: E402
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
 from gnode.training import FitSettings, fit  # noqa: E402
-
-#: shape -> (spec, members, batch)
-SHAPES = {
-    "3bit": (ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100), 27, 100),
-    "2bit": (ModelSpec(kind="gnode", n_input=2, n_hidden=2, n_output=2, depth=2, width=316), 9, 50),
-}
 
 
 def forward_flops(spec: ModelSpec, batch: int, bins: int) -> float:
@@ -44,7 +38,7 @@ def forward_flops(spec: ModelSpec, batch: int, bins: int) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--shape", choices=sorted(SHAPES), default="3bit")
+    ap.add_argument("--shape", choices=["3bit", "2bit"], default="3bit")
     ap.add_argument("--members", type=int, default=None, help="ensemble size (default: the shape's)")
     ap.add_argument("--batches", type=int, default=2, help="optimiser steps timed")
     ap.add_argument("--chunk-bytes", type=int, default=gnode.chunks.CHUNK_BYTES,
@@ -65,9 +59,10 @@ def main():
     print(f"P2 training FLOP/s vs matmul FLOP/s — {machine()}, device {dev}")
     size = a.size
     x, y = torch.randn(size, size, device=dev), torch.randn(size, size, device=dev)
-    spec, members, batch = SHAPES[a.shape]
+    shape = SHAPES[a.shape]
+    spec, members, batch = shape.spec, shape.members, shape.batch
     a.members = a.members or members
-    bins, c = 100, spec.n_input
+    bins, c = shape.bins, spec.n_input
     g = torch.Generator().manual_seed(0)
     data = (torch.randn(batch * a.batches, bins, c, generator=g).to(dev),
             torch.randn(batch * a.batches, bins, c, generator=g).to(dev))

@@ -19,31 +19,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved, machine  # noqa: E402
+from _common import SHAPES, interleaved, machine, step_fn  # noqa: E402
 
 import gnode.scan as scan  # noqa: E402
-from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
-
-#: shape -> (spec, members): issue 16's two dominant shapes (benchmarks/p2_flops.py)
-SHAPES = {
-    "3bit": (ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100), 27),
-    "2bit": (ModelSpec(kind="gnode", n_input=2, n_hidden=2, n_output=2, depth=2, width=316), 9),
-}
-
-
-def step_fn(model: RecurrentEnsemble, x: torch.Tensor, row_max_b: int):
-    def step():
-        scan.ROW_MAX_B = row_max_b
-        model.zero_grad(set_to_none=True)
-        out, _ = model(x)
-        out.pow(2).mean().backward()
-    return step
+from gnode.models import RecurrentEnsemble  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 10, 20, 32, 50])
-    ap.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), default=["3bit", "2bit"])
+    ap.add_argument("--shapes", nargs="+", choices=["3bit", "2bit"], default=["3bit", "2bit"])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -52,11 +37,12 @@ def main():
     print(f"P7 on {machine()}; gnode.scan.ROW_MAX_B = {default}")
     print(f"{'shape':6s} {'batch':>5s} {'column ms':>10s} {'row ms':>8s} {'column/row (min..max of pairs)':>32s}")
     for name in args.shapes:
-        spec, members = SHAPES[name]
+        spec, members, bins = SHAPES[name].spec, SHAPES[name].members, SHAPES[name].bins
         model = RecurrentEnsemble(spec, list(range(members)))
         for b in args.batches:
-            x = torch.randn(b, 100, spec.n_input, generator=torch.Generator().manual_seed(0))
-            t_col, t_row, ratios = interleaved(step_fn(model, x, 0), step_fn(model, x, b), repeat=args.repeat)
+            x = torch.randn(b, bins, spec.n_input, generator=torch.Generator().manual_seed(0))
+            t_col, t_row, ratios = interleaved(step_fn(model, x, scan, "ROW_MAX_B", 0),
+                                              step_fn(model, x, scan, "ROW_MAX_B", b), repeat=args.repeat)
             print(f"{name:6s} {b:5d} {t_col * 1e3:10.1f} {t_row * 1e3:8.1f} "
                   f"{t_col / t_row:10.2f} ({ratios[0]:.2f}..{ratios[-1]:.2f})", flush=True)
     scan.ROW_MAX_B = default

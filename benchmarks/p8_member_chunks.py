@@ -17,36 +17,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved, machine  # noqa: E402
+from _common import SHAPES as COMMON  # noqa: E402
+from _common import interleaved, machine, step_fn  # noqa: E402
 
 import gnode.chunks as chunks  # noqa: E402
 from gnode.chunks import member_chunks  # noqa: E402
 from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
 from gnode.scan import scan_chunks, scan_params  # noqa: E402
 
-#: shape -> (spec, members, bins): issue 16's two dominant flip-flop shapes and P1's small models
-SHAPES = {
-    "3bit": (ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100), 27, 100),
-    "gru": (ModelSpec(kind="gru", n_input=3, n_hidden=100, n_output=3), 27, 100),
-    "mgru": (ModelSpec(kind="mgru", n_input=3, n_hidden=100, n_output=3), 27, 100),
-    "2bit": (ModelSpec(kind="gnode", n_input=2, n_hidden=2, n_output=2, depth=2, width=316), 9, 100),
-    "small": (ModelSpec(kind="node", n_input=1, n_hidden=4, n_output=1, depth=2, width=32, tau=0.1, dt=0.01), 27, 50),
-}
-
-
-def step_fn(model: RecurrentEnsemble, x: torch.Tensor, chunk_bytes: int):
-    def step():
-        chunks.CHUNK_BYTES = chunk_bytes
-        model.zero_grad(set_to_none=True)
-        out, _ = model(x)
-        out.pow(2).mean().backward()
-        return [p.grad.clone() for p in model.parameters()]
-    return step
+#: issue 16's shapes (``_common.SHAPES``) and the 3-bit baselines GRU and mGRU at N = 100
+SHAPES = {**COMMON, **{k: replace(COMMON["3bit"], spec=ModelSpec(kind=k, n_input=3, n_hidden=100, n_output=3))
+                       for k in ("gru", "mgru")}}
 
 
 def main():
@@ -64,11 +51,12 @@ def main():
     print(f"{'shape':6s} {'batch':>5s} {'chunks':>14s} {'whole ms':>9s} {'chunked ms':>10s} "
           f"{'whole/chunked (min..max of pairs)':>34s} {'max |grad diff| / max |grad|':>28s}")
     for name in args.shapes:
-        spec, members, bins = SHAPES[name]
+        spec, members, bins = SHAPES[name].spec, SHAPES[name].members, SHAPES[name].bins
         model = RecurrentEnsemble(spec, list(range(members)))
         for b in args.batches:
             x = torch.randn(b, bins, spec.n_input, generator=torch.Generator().manual_seed(0))
-            whole, chunked = step_fn(model, x, 0), step_fn(model, x, args.chunk_bytes)
+            whole = step_fn(model, x, chunks, "CHUNK_BYTES", 0)
+            chunked = step_fn(model, x, chunks, "CHUNK_BYTES", args.chunk_bytes)
             diff = max(((g - h).abs().max() / g.abs().max().clamp_min(1e-30)).item() for g, h in zip(whole(), chunked()))
             chunks.CHUNK_BYTES = args.chunk_bytes
             if spec.continuous:

@@ -21,16 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved_many, machine  # noqa: E402
+from _common import SHAPES, interleaved_many, machine  # noqa: E402
 
-from gnode.models import ModelSpec, RecurrentEnsemble  # noqa: E402
-
-#: shape -> (spec, members, batch, bins): P1's small models and issue 16's 2-bit and 3-bit shapes
-SHAPES = {
-    "small": (ModelSpec(kind="node", n_input=1, n_hidden=4, n_output=1, depth=2, width=32, tau=0.1, dt=0.01), 27, 100, 50),
-    "2bit": (ModelSpec(kind="gnode", n_input=2, n_hidden=2, n_output=2, depth=2, width=316), 9, 50, 100),
-    "3bit": (ModelSpec(kind="gnode", n_input=3, n_hidden=100, n_output=3, depth=3, width=100), 27, 100, 100),
-}
+from gnode.models import RecurrentEnsemble  # noqa: E402
 
 
 def loss_fn(model: RecurrentEnsemble, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -38,7 +31,7 @@ def loss_fn(model: RecurrentEnsemble, x: torch.Tensor, y: torch.Tensor) -> torch
     return (out - y).pow(2).mean()
 
 
-def step_fn(model, fn, x, y):
+def loss_step(model, fn, x, y):
     def step():
         model.zero_grad(set_to_none=True)
         fn(model, x, y).backward()
@@ -57,7 +50,8 @@ def main():
     print(f"{'shape':6s} {'compile s':>9s} {'compiled ms':>11s} {'eager ms':>9s} {'scan ms':>8s} "
           f"{'scan/compiled':>13s} {'steps to repay the compile':>26s}  max |loss diff|")
     for name in args.shapes:
-        spec, members, batch, bins = SHAPES[name]
+        shape = SHAPES[name]
+        spec, members, batch, bins = shape.spec, shape.members, shape.batch, shape.bins
         g = torch.Generator().manual_seed(0)
         x = torch.randn(batch, bins, spec.n_input, generator=g)
         y = torch.randn(batch, bins, spec.n_output, generator=g)
@@ -67,11 +61,11 @@ def main():
         torch._dynamo.reset()
         compiled = torch.compile(loss_fn, mode=args.mode, dynamic=False)
         t0 = time.perf_counter()
-        step_fn(loop_model, compiled, x, y)()
+        loss_step(loop_model, compiled, x, y)()
         t_compile = time.perf_counter() - t0
         diff = abs(compiled(loop_model, x, y).item() - loss_fn(scan_model, x, y).item())
-        (t_c, t_e, t_s), _ = interleaved_many([step_fn(loop_model, compiled, x, y), step_fn(loop_model, loss_fn, x, y),
-                                                step_fn(scan_model, loss_fn, x, y)], repeat=args.repeat)
+        (t_c, t_e, t_s), _ = interleaved_many([loss_step(loop_model, compiled, x, y), loss_step(loop_model, loss_fn, x, y),
+                                                loss_step(scan_model, loss_fn, x, y)], repeat=args.repeat)
         gain = t_s - t_c
         repay = f"{t_compile / gain:.0f}" if gain > 0 else "never"
         print(f"{name:6s} {t_compile:9.1f} {t_c * 1e3:11.1f} {t_e * 1e3:9.1f} {t_s * 1e3:8.1f} {t_s / t_c:13.2f} "

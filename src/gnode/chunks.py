@@ -11,7 +11,10 @@ bit in most of the shapes measured).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+from torch import Tensor
 
 #: bytes of weights plus one step's activations per chunk and torch thread, on a CPU. Of 0.75,
 #: 1, 1.5, 2 and 3 MiB, 2 MiB was within 3 % of the best for three of four flip-flop shapes and
@@ -31,3 +34,10 @@ def member_chunks(n_members: int, member_bytes: int, batch: int, device: torch.d
         return [slice(0, n_members)]
     size = max(1, CHUNK_BYTES * torch.get_num_threads() // max(member_bytes, 1))
     return [slice(lo, min(lo + size, n_members)) for lo in range(0, n_members, size)]
+
+
+def step_bytes(params: Sequence[Tensor], rows: int, batch: int) -> int:
+    """Bytes of one member's parameters (``params``: an ensemble's, each (E, ...)) and of one
+    step's activations, ``rows`` x ``batch`` numbers: what :func:`member_chunks` fits into a
+    core's cache."""
+    return params[0].element_size() * (sum(p[0].numel() for p in params) + rows * batch)

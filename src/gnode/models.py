@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 # the kinds' registry; its names stay importable from here (MODEL_KINDS, CONTINUOUS_KINDS, ...)
-from gnode.chunks import member_chunks
+from gnode.chunks import member_chunks, step_bytes
 from gnode.model_kinds import (  # noqa: F401
     ACTIVATIONS,
     CONTINUOUS_KINDS,
@@ -418,7 +418,7 @@ class RecurrentEnsemble(nn.Module):
         counted too: a few percent, and simpler than listing the step's weights per kind)."""
         params = dict(self.named_parameters())
         rows = sum(p.shape[-1] for n, p in params.items() if n.startswith("W") and n != "W_o")  # N per gate
-        return self.W_o.element_size() * (sum(p[0].numel() for p in params.values()) + rows * batch)
+        return step_bytes(list(params.values()), rows, batch)
 
     @staticmethod
     def _discrete_loop(model, h: Tensor, x: Tensor) -> Tensor:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from gnode.chunks import member_chunks
+from gnode.chunks import member_chunks, step_bytes
 
 # in place: the pre-activation is a fresh product nobody else reads (the first layer's rows get
 # the activation, the gate's rows the sigmoid), and a second buffer per step is one more
@@ -155,8 +155,7 @@ def scan_chunks(cfg, params, b: int, device: torch.device) -> list[slice]:
     _, _, gated, _, _ = cfg
     rows = params[0].shape[-1] + (params[3].shape[-1] if gated else 0)  # W_1 and W_z
     rows += sum(w.shape[-1] for w in (params[6:] if gated else params[3:])[0::2])  # W_k and W_out
-    member_bytes = params[0].element_size() * (sum(p[0].numel() for p in params) + rows * b)
-    return member_chunks(params[0].shape[0], member_bytes, b, device)
+    return member_chunks(params[0].shape[0], step_bytes(params, rows, b), b, device)
 
 
 def _mm(a: Tensor, x: Tensor, acc: Tensor | None = None) -> Tensor:
@@ -240,8 +239,7 @@ class EulerScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cfg, h0, xs, alpha, *params):
         chunks = scan_chunks(cfg, params, h0.shape[-1], h0.device)
-        parts = [scan_columns(cfg, h0[c], xs[:, c], _alpha_part(alpha, c), [p[c] for p in params], keep=True)
-                 for c in chunks]
+        parts = [scan_columns(cfg, *_members(c, h0, xs, alpha, params), keep=True) for c in chunks]
         # everything through save_for_backward (not on ctx): autograd then frees it after the
         # backward pass and raises if any of it (e.g. the returned states, a view of hx when
         # there is one chunk) is modified in place before that
@@ -274,6 +272,12 @@ class EulerScan(torch.autograd.Function):
 def _join(parts: list[Tensor], dim: int) -> Tensor:
     """The members' chunks put back together along ``dim`` (no copy for a single chunk)."""
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim)
+
+
+def _members(c: slice, h0: Tensor, xs: Tensor, alpha, params):
+    """:func:`scan_columns`' arguments h0 (E, N, B), xs (T, E, I, B), alpha and params for the
+    members ``c``."""
+    return h0[c], xs[:, c], _alpha_part(alpha, c), [p[c] for p in params]
 
 
 def _alpha_part(alpha, members: slice):
@@ -416,6 +420,5 @@ def euler_scan(model, x: Tensor, h0: Tensor, alpha, clamp: float | None = None) 
         states = EulerScan.apply(cfg, h0_t, xs, alpha, *params)
     else:
         chunks = scan_chunks(cfg, params, h0_t.shape[-1], h0.device)
-        states = _join([scan_columns(cfg, h0_t[c], xs[:, c], _alpha_part(alpha, c), [p[c] for p in params])
-                        for c in chunks], 1)
+        states = _join([scan_columns(cfg, *_members(c, h0_t, xs, alpha, params)) for c in chunks], 1)
     return states.permute(1, 3, 0, 2)
